@@ -1,0 +1,802 @@
+//! The blocking (thread) front-end: the same core, rules and settings as the
+//! async [`Pool`](crate::Pool), for code without an async runtime.
+//!
+//! ```
+//! use kpool::blocking::{Manager, Pool};
+//!
+//! struct Numbers;
+//!
+//! impl Manager for Numbers {
+//!     type Endpoint = u16;
+//!     type Connection = Vec<u16>;
+//!     type Error = std::io::Error;
+//!
+//!     fn create(&self, port: &u16) -> Result<Vec<u16>, std::io::Error> {
+//!         Ok(vec![*port])
+//!     }
+//! }
+//!
+//! let pool = Pool::builder(Numbers).max_size(2).build().unwrap();
+//! let a = pool.get_for(&5432).unwrap();
+//! let b = pool.get_for(&6379).unwrap();
+//! assert_eq!((a[0], b[0]), (5432, 6379));
+//! assert_eq!(pool.status().pool.in_use, 2);
+//! ```
+//!
+//! # How blocking calls are bounded
+//!
+//! A thread cannot be interrupted, so the pool keeps manager calls away from
+//! where a hang would hurt:
+//! - `create` runs on a short-lived helper thread whenever the acquire has a
+//!   deadline (or `create_timeout` is set); the caller waits for it with the
+//!   deadline, and a create that finishes too late is disposed. Without any
+//!   deadline it runs on the caller's thread.
+//! - `dispose` runs on one disposer thread per pool, so returning a guard
+//!   never blocks on it; `dispose_timeout` is not enforced in this pool.
+//! - `check_alive` and the hooks run on the caller's thread: give the
+//!   connection its own I/O timeouts (for sockets: read/write timeouts).
+
+use std::fmt::Debug;
+use std::ops::{Deref, DerefMut};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use crate::builder::{backoff, config_setters, finish, unit_endpoint};
+use crate::core::{Conn, Core, Doomed, Grant, Step, Wake};
+use crate::error::{Error, ErrorKind, Phase, panic_message};
+use crate::metrics::{CounterSnapshot, DisposeReason, bump};
+use crate::{Collection, Config, ConfigError, Endpoint, PoolStatus, Status};
+
+/// Makes, checks and disposes connections for the blocking [`Pool`]; the same
+/// shape as the async [`Manager`](crate::Manager), with plain functions.
+pub trait Manager: Send + Sync + 'static {
+    /// The key connections are pooled by; `()` for a single-endpoint pool.
+    type Endpoint: Endpoint;
+    /// The pooled connection.
+    type Connection: Send + 'static;
+    /// The backend's error.
+    type Error: Debug + Send + 'static;
+
+    /// Opens a new connection to `endpoint`.
+    ///
+    /// # Errors
+    ///
+    /// The backend's error; the acquire retries or returns it.
+    fn create(&self, endpoint: &Self::Endpoint) -> Result<Self::Connection, Self::Error>;
+
+    /// Closes a connection the pool is done with. Defaults to dropping it.
+    ///
+    /// # Errors
+    ///
+    /// Logged and counted, never returned to a caller.
+    fn dispose(&self, endpoint: &Self::Endpoint, conn: Self::Connection) -> Result<(), Self::Error> {
+        let _ = endpoint;
+        drop(conn);
+        Ok(())
+    }
+
+    /// Checks a reused connection: `Ok(false)` or `Err` means dead.
+    /// Defaults to alive.
+    ///
+    /// # Errors
+    ///
+    /// The caller of the acquire gets it; the connection is disposed.
+    fn check_alive(&self, endpoint: &Self::Endpoint, conn: &mut Self::Connection) -> Result<bool, Self::Error> {
+        let _ = (endpoint, conn);
+        Ok(true)
+    }
+
+    /// Cheap test on return: `true` disposes the connection. Defaults to `false`.
+    fn is_broken(&self, endpoint: &Self::Endpoint, conn: &Self::Connection) -> bool {
+        let _ = (endpoint, conn);
+        false
+    }
+
+    /// Runs just before a connection is handed out.
+    ///
+    /// # Errors
+    ///
+    /// The caller gets it; the connection goes back idle.
+    fn on_acquire(&self, endpoint: &Self::Endpoint, conn: &mut Self::Connection) -> Result<(), Self::Error> {
+        let _ = (endpoint, conn);
+        Ok(())
+    }
+
+    /// Runs when a connection comes back (on the returning thread).
+    ///
+    /// # Errors
+    ///
+    /// Logged and counted; the connection stays pooled.
+    fn on_release(&self, endpoint: &Self::Endpoint, conn: &mut Self::Connection) -> Result<(), Self::Error> {
+        let _ = (endpoint, conn);
+        Ok(())
+    }
+
+    /// Told about a connection found dead, just before it is disposed.
+    fn on_dead(&self, endpoint: &Self::Endpoint, conn: &mut Self::Connection) {
+        let _ = (endpoint, conn);
+    }
+}
+
+type Ep<M> = <M as Manager>::Endpoint;
+type Connection<M> = <M as Manager>::Connection;
+type MError<M> = <M as Manager>::Error;
+type CoreConn<M> = Conn<Ep<M>, Connection<M>>;
+type DoomedConn<M> = Doomed<Ep<M>, Connection<M>>;
+
+/// A keyed pool of connections for threads. Cheap to clone (an `Arc`).
+pub struct Pool<M: Manager> {
+    inner: Arc<Inner<M>>,
+}
+
+struct Inner<M: Manager> {
+    core: Core<Ep<M>, Connection<M>>,
+    manager: Arc<M>,
+    default: Option<(Ep<M>, usize)>,
+    disposer: parking_lot::Mutex<Option<mpsc::Sender<DoomedConn<M>>>>,
+    /// Disposals queued or running.
+    disposing: Arc<AtomicUsize>,
+}
+
+impl<M: Manager> Clone for Pool<M> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+impl<M: Manager> Debug for Pool<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("blocking::Pool").field("status", &self.inner.core.status().pool).finish()
+    }
+}
+
+/// Builds a blocking [`Pool`]. Every setter says its default.
+#[must_use]
+pub struct Builder<M: Manager> {
+    manager: M,
+    config: Config,
+    endpoint: Option<Ep<M>>,
+}
+
+impl<M: Manager> Builder<M> {
+    config_setters!();
+
+    /// The endpoint [`Pool::get`] uses. Defaults to `()` for managers keyed
+    /// by `()`, and to none otherwise.
+    pub fn endpoint(mut self, endpoint: Ep<M>) -> Self {
+        self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// Builds the pool; with background collection, starts the collector
+    /// thread.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] when settings contradict each other.
+    pub fn build(self) -> Result<Pool<M>, ConfigError> {
+        let config = finish(self.config)?;
+        let core = Core::new(config);
+        let default = self.endpoint.or_else(unit_endpoint).map(|k| {
+            let idx = core.endpoint_index(&k);
+            (k, idx)
+        });
+        let inner = Arc::new(Inner {
+            core,
+            manager: Arc::new(self.manager),
+            default,
+            disposer: parking_lot::Mutex::new(None),
+            disposing: Arc::new(AtomicUsize::new(0)),
+        });
+        if inner.core.config.collection == Collection::Background {
+            let weak = Arc::downgrade(&inner);
+            std::thread::Builder::new()
+                .name("kpool-collector".into())
+                .spawn(move || collector(weak))
+                .expect("spawning the collector thread");
+        }
+        Ok(Pool { inner })
+    }
+
+    /// Builds the pool and creates `min_idle` connections for the default
+    /// endpoint, failing fast if the backend cannot be reached.
+    ///
+    /// # Errors
+    ///
+    /// A configuration error, or the first error of creating a connection.
+    pub fn build_warm(self) -> Result<Pool<M>, Error<MError<M>>> {
+        let pool = self.build().map_err(Error::config)?;
+        if let Some((key, _)) = &pool.inner.default {
+            pool.warm(key)?;
+        }
+        Ok(pool)
+    }
+}
+
+impl<M: Manager> Pool<M> {
+    /// Starts building a pool around `manager`.
+    pub fn builder(manager: M) -> Builder<M> {
+        Builder { manager, config: Config::default(), endpoint: None }
+    }
+
+    /// Acquires a connection to the default endpoint, waiting up to
+    /// `acquire_timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As the async [`Pool::get`](crate::Pool::get).
+    pub fn get(&self) -> Result<Pooled<M>, Error<MError<M>>> {
+        self.inner.acquire(None, self.inner.core.config.acquire_timeout)
+    }
+
+    /// [`get`](Self::get) with its own deadline.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<Pooled<M>, Error<MError<M>>> {
+        self.inner.acquire(None, Some(timeout))
+    }
+
+    /// Acquires a connection to `endpoint`.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn get_for(&self, endpoint: &Ep<M>) -> Result<Pooled<M>, Error<MError<M>>> {
+        self.inner.acquire(Some(endpoint), self.inner.core.config.acquire_timeout)
+    }
+
+    /// [`get_for`](Self::get_for) with its own deadline (`None`: forever).
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn get_for_timeout(&self, endpoint: &Ep<M>, timeout: Option<Duration>) -> Result<Pooled<M>, Error<MError<M>>> {
+        self.inner.acquire(Some(endpoint), timeout)
+    }
+
+    /// Creates connections for `endpoint` until it holds `min_idle`.
+    ///
+    /// # Errors
+    ///
+    /// The first failure of `create`, or `Closed`.
+    pub fn warm(&self, endpoint: &Ep<M>) -> Result<usize, Error<MError<M>>> {
+        let inner = &self.inner;
+        let idx = inner.core.endpoint_index(endpoint);
+        let mut made = 0;
+        while let Some(idx) = inner.core.reserve_fill(idx) {
+            let conn = inner.create_reserved(idx, endpoint, None)?;
+            inner.give_back(conn, false);
+            made += 1;
+        }
+        if inner.core.is_closed() {
+            return Err(Error::closed());
+        }
+        Ok(made)
+    }
+
+    /// Checks the core's invariants (counts add up, limits hold, nobody
+    /// waits while a connection idles) and panics if one is broken. For tests.
+    #[doc(hidden)]
+    pub fn assert_invariants(&self) {
+        self.inner.core.debug_check();
+    }
+
+    /// Occupancy of the pool and of each endpoint.
+    pub fn status(&self) -> PoolStatus<Ep<M>> {
+        self.inner.core.status()
+    }
+
+    /// The pool's counters.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.inner.core.counters.snapshot()
+    }
+
+    /// The settings the pool runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.core.config
+    }
+
+    /// The manager.
+    pub fn manager(&self) -> &M {
+        &self.inner.manager
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.core.is_closed()
+    }
+
+    /// Closes the pool (see the async [`Pool::close`](crate::Pool::close)).
+    pub fn close(&self) {
+        let mut out = Vec::new();
+        if self.inner.core.close(&mut out) {
+            self.inner.dispose_all(out);
+        }
+    }
+
+    /// Closes the pool, then waits up to `timeout` for checked-out
+    /// connections to come back and for disposals to finish.
+    pub fn close_timeout(&self, timeout: Duration) -> crate::CloseReport {
+        self.close();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = self.inner.core.outstanding(Some(Wake::Thread(std::thread::current())));
+            let disposing = self.inner.disposing.load(Ordering::Acquire);
+            let now = Instant::now();
+            if (out == 0 && disposing == 0) || now >= deadline {
+                return crate::CloseReport { still_out: out, disposing };
+            }
+            // Disposals finish on the disposer thread without waking us:
+            // poll them at a short interval.
+            std::thread::park_timeout((deadline - now).min(Duration::from_millis(5)));
+        }
+    }
+}
+
+/// A pooled connection for threads; see the async [`Pooled`](crate::Pooled).
+#[must_use = "dropping the guard returns the connection at once"]
+pub struct Pooled<M: Manager> {
+    conn: Option<CoreConn<M>>,
+    pool: Arc<Inner<M>>,
+    broken: bool,
+}
+
+impl<M: Manager> Pooled<M> {
+    fn conn(this: &Self) -> &CoreConn<M> {
+        this.conn.as_ref().expect("present until drop")
+    }
+
+    /// Takes the connection out of the pool for good. Its room is freed.
+    pub fn take(mut this: Self) -> Connection<M> {
+        let conn = this.conn.take().expect("present until drop");
+        let mut out = Vec::new();
+        let raw = this.pool.core.detach(conn, &mut out);
+        this.pool.dispose_all(out);
+        raw
+    }
+
+    /// Marks the connection broken: it is disposed instead of reused.
+    pub fn mark_broken(this: &mut Self) {
+        this.broken = true;
+    }
+
+    /// The endpoint the connection belongs to.
+    pub fn endpoint(this: &Self) -> &Ep<M> {
+        &Self::conn(this).ep.key
+    }
+
+    /// How long ago the connection was created.
+    pub fn age(this: &Self) -> Duration {
+        Self::conn(this).created.elapsed()
+    }
+
+    /// How many times the connection was handed out, this time included.
+    pub fn use_count(this: &Self) -> u64 {
+        Self::conn(this).uses
+    }
+
+    /// Returns the connection now and reports the `on_release` hook's error.
+    ///
+    /// # Errors
+    ///
+    /// The hook's error; the connection still goes back to the pool.
+    pub fn release(mut this: Self) -> Result<(), Error<MError<M>>> {
+        let mut conn = this.conn.take().expect("present until drop");
+        let (result, broken) = this.pool.run_on_release(&mut conn);
+        this.pool.give_back(conn, this.broken || broken);
+        result
+    }
+}
+
+impl<M: Manager> Deref for Pooled<M> {
+    type Target = Connection<M>;
+
+    fn deref(&self) -> &Connection<M> {
+        &Self::conn(self).raw
+    }
+}
+
+impl<M: Manager> DerefMut for Pooled<M> {
+    fn deref_mut(&mut self) -> &mut Connection<M> {
+        &mut self.conn.as_mut().expect("present until drop").raw
+    }
+}
+
+impl<M: Manager> Drop for Pooled<M> {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else { return };
+        let mut broken = self.broken;
+        if !broken {
+            let (_, hook_broke) = self.pool.run_on_release(&mut conn);
+            broken = hook_broke
+                || catch_unwind(AssertUnwindSafe(|| self.pool.manager.is_broken(&conn.ep.key, &conn.raw)))
+                    .unwrap_or(true);
+        }
+        self.pool.give_back(conn, broken);
+    }
+}
+
+impl<M: Manager> Debug for Pooled<M>
+where
+    Connection<M>: Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pooled").field("endpoint", Self::endpoint(self)).field("conn", &**self).finish()
+    }
+}
+
+/// Returns a connection being prepared to the pool (as broken: its check or
+/// hook panicked midway) if the acquire unwinds.
+struct Holder<'a, M: Manager> {
+    inner: &'a Arc<Inner<M>>,
+    conn: Option<CoreConn<M>>,
+}
+
+impl<M: Manager> Drop for Holder<'_, M> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.inner.give_back(conn, true);
+        }
+    }
+}
+
+enum Prepared<E> {
+    Fail(Error<E>),
+    Dead,
+}
+
+/// Runs a manager call, catching panics.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(&*p))
+}
+
+impl<M: Manager> Inner<M> {
+    fn acquire(
+        self: &Arc<Self>,
+        key: Option<&Ep<M>>,
+        timeout: Option<Duration>,
+    ) -> Result<Pooled<M>, Error<MError<M>>> {
+        let result = self.acquire_inner(key, timeout);
+        let c = &self.core.counters;
+        match &result {
+            Ok(_) => bump(&c.acquired),
+            Err(e) if e.is_timeout() => bump(&c.timeouts),
+            Err(_) => bump(&c.errors),
+        }
+        result
+    }
+
+    fn acquire_inner(
+        self: &Arc<Self>,
+        key: Option<&Ep<M>>,
+        timeout: Option<Duration>,
+    ) -> Result<Pooled<M>, Error<MError<M>>> {
+        let (key, default_idx) = match key {
+            Some(k) => (k, None),
+            None => match &self.default {
+                Some((k, idx)) => (k, Some(*idx)),
+                None => return Err(Error::new(ErrorKind::NoEndpoint)),
+            },
+        };
+        let start = Instant::now();
+        let deadline = timeout.map(|t| start + t);
+        let mut now = start;
+        let mut last_err = None;
+        let mut failures = 0u32;
+        loop {
+            let mut out = Vec::new();
+            let step = match default_idx {
+                Some(idx) => self.core.acquire_index(idx, now, &mut out),
+                None => self.core.acquire(key, now, &mut out),
+            };
+            self.dispose_all(out);
+            let (conn, fresh) = match step {
+                Step::Ready(conn) => (conn, false),
+                Step::Closed => return Err(Error::closed()),
+                Step::Create(idx) => match self.create_step(idx, key, deadline, &mut last_err, &mut failures, start)? {
+                    Some(conn) => (conn, true),
+                    None => {
+                        now = Instant::now();
+                        continue;
+                    }
+                },
+                Step::Wait(waiter) => {
+                    let grant = loop {
+                        let me = std::thread::current();
+                        if let Some(g) = self.core.poll_grant(&waiter, |_| Some(Wake::Thread(me))) {
+                            break Some(g);
+                        }
+                        match deadline {
+                            None => std::thread::park(),
+                            Some(d) => {
+                                let left = d.saturating_duration_since(Instant::now());
+                                if left.is_zero() {
+                                    // Gives back a grant that raced with the deadline.
+                                    let mut out = Vec::new();
+                                    self.core.cancel(&waiter, Instant::now(), &mut out);
+                                    self.dispose_all(out);
+                                    break None;
+                                }
+                                std::thread::park_timeout(left);
+                            }
+                        }
+                    };
+                    now = Instant::now();
+                    match grant {
+                        None => return Err(Error::timeout(Phase::Wait, last_err, now - start, self.status_of(key))),
+                        Some(Grant::Closed) => return Err(Error::closed()),
+                        Some(Grant::Conn(conn)) => {
+                            if self.core.is_closed() {
+                                self.give_back(conn, false);
+                                return Err(Error::closed());
+                            }
+                            (conn, false)
+                        }
+                        Some(Grant::Create) => {
+                            let idx = default_idx.unwrap_or_else(|| self.core.endpoint_index(key));
+                            match self.create_step(idx, key, deadline, &mut last_err, &mut failures, start)? {
+                                Some(conn) => (conn, true),
+                                None => {
+                                    now = Instant::now();
+                                    continue;
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            let mut holder = Holder { inner: self, conn: Some(conn) };
+            match self.prepare(&mut holder, fresh, now) {
+                Ok(()) => {
+                    let mut conn = holder.conn.take().expect("present after prepare");
+                    conn.uses += 1;
+                    return Ok(Pooled { conn: Some(conn), pool: self.clone(), broken: false });
+                }
+                Err(Prepared::Fail(e)) => return Err(e),
+                Err(Prepared::Dead) => now = Instant::now(),
+            }
+        }
+    }
+
+    fn prepare(
+        self: &Arc<Self>,
+        holder: &mut Holder<'_, M>,
+        fresh: bool,
+        now: Instant,
+    ) -> Result<(), Prepared<MError<M>>> {
+        let cfg = &self.core.config;
+        let conn = holder.conn.as_mut().expect("present");
+        let check =
+            !fresh && cfg.validate_on_acquire && now.saturating_duration_since(conn.returned) >= cfg.validation_bypass;
+        let ep = conn.ep.clone();
+        if check {
+            let fail = match guarded(|| self.manager.check_alive(&ep.key, &mut conn.raw)) {
+                Ok(Ok(true)) => None,
+                Ok(Ok(false)) => Some(Prepared::Dead),
+                Ok(Err(e)) => Some(Prepared::Fail(Error::backend_error(Phase::Check, e))),
+                Err(p) => Some(Prepared::Fail(Error::panicked(Phase::Check, p))),
+            };
+            if let Some(fail) = fail {
+                bump(&self.core.counters.dead_found);
+                let mut conn = holder.conn.take().expect("present");
+                let _ = guarded(|| self.manager.on_dead(&ep.key, &mut conn.raw));
+                let mut out = Vec::new();
+                self.core.discard(conn, DisposeReason::Dead, &mut out);
+                self.dispose_all(out);
+                return Err(fail);
+            }
+        }
+        let conn = holder.conn.as_mut().expect("present");
+        match guarded(|| self.manager.on_acquire(&ep.key, &mut conn.raw)) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => {
+                let conn = holder.conn.take().expect("present");
+                self.give_back(conn, false);
+                Err(Prepared::Fail(Error::backend_error(Phase::OnAcquire, e)))
+            }
+            Err(p) => Err(Prepared::Fail(Error::panicked(Phase::OnAcquire, p))),
+        }
+    }
+
+    fn create_step(
+        self: &Arc<Self>,
+        idx: usize,
+        key: &Ep<M>,
+        deadline: Option<Instant>,
+        last_err: &mut Option<MError<M>>,
+        failures: &mut u32,
+        start: Instant,
+    ) -> Result<Option<CoreConn<M>>, Error<MError<M>>> {
+        match self.create_reserved(idx, key, deadline) {
+            Ok(conn) => Ok(Some(conn)),
+            Err(e) => {
+                let deadline_hit = e.is_timeout() && deadline.is_some_and(|d| Instant::now() >= d);
+                if deadline_hit {
+                    return Err(Error::timeout(Phase::Create, last_err.take(), start.elapsed(), self.status_of(key)));
+                }
+                if matches!(e.kind(), ErrorKind::Panic(_) | ErrorKind::Closed) {
+                    return Err(e);
+                }
+                *failures += 1;
+                let timed_out = e.is_timeout();
+                if let Some(b) = e.into_backend() {
+                    *last_err = Some(b);
+                }
+                if *failures > self.core.config.retry_limit {
+                    return Err(match last_err.take() {
+                        Some(b) if !timed_out => Error::backend_error(Phase::Create, b),
+                        last => Error::timeout(Phase::Create, last, start.elapsed(), self.status_of(key)),
+                    });
+                }
+                let wake_at = Instant::now() + backoff(self.core.config.retry_delay, *failures);
+                if let Some(d) = deadline.filter(|d| wake_at >= *d) {
+                    std::thread::sleep(d.saturating_duration_since(Instant::now()));
+                    return Err(Error::timeout(Phase::Create, last_err.take(), start.elapsed(), self.status_of(key)));
+                }
+                std::thread::sleep(wake_at.saturating_duration_since(Instant::now()));
+                Ok(None)
+            }
+        }
+    }
+
+    /// Runs `create` for a reserved slot: on a helper thread when there is a
+    /// deadline (see the module docs), else inline.
+    fn create_reserved(
+        self: &Arc<Self>,
+        idx: usize,
+        key: &Ep<M>,
+        deadline: Option<Instant>,
+    ) -> Result<CoreConn<M>, Error<MError<M>>> {
+        let cfg = &self.core.config;
+        let limit = match (deadline, cfg.create_timeout) {
+            (Some(d), Some(t)) => Some(d.min(Instant::now() + t)),
+            (d, t) => d.or_else(|| t.map(|t| Instant::now() + t)),
+        };
+        let started = Instant::now();
+        let outcome = match limit {
+            None => Some(guarded(|| self.manager.create(key))),
+            Some(limit) => {
+                let (tx, rx) = mpsc::sync_channel(1);
+                let manager = self.manager.clone();
+                let k = key.clone();
+                let spawned = std::thread::Builder::new().name("kpool-create".into()).spawn(move || {
+                    let res = guarded(|| manager.create(&k));
+                    if let Err(
+                        mpsc::TrySendError::Full(Ok(Ok(conn))) | mpsc::TrySendError::Disconnected(Ok(Ok(conn))),
+                    ) = tx.try_send(res)
+                    {
+                        // Nobody waits any more: the connection is surplus.
+                        let _ = guarded(|| manager.dispose(&k, conn));
+                    }
+                });
+                match spawned {
+                    Ok(_) => rx.recv_timeout(limit.saturating_duration_since(Instant::now())).ok(),
+                    // No thread to spare: create inline.
+                    Err(_) => Some(guarded(|| self.manager.create(key))),
+                }
+            }
+        };
+        let fail = |e: Error<MError<M>>| {
+            bump(&self.core.counters.create_failures);
+            let mut out = Vec::new();
+            self.core.create_failed(idx, &mut out);
+            self.dispose_all(out);
+            Err(e)
+        };
+        match outcome {
+            Some(Ok(Ok(raw))) => match self.core.created(idx, raw, Instant::now()) {
+                Ok(conn) => Ok(conn),
+                Err(raw) => {
+                    let _ = guarded(|| self.manager.dispose(key, raw));
+                    Err(Error::closed())
+                }
+            },
+            Some(Ok(Err(e))) => {
+                tracing::debug!(endpoint = ?key, error = ?e, "create failed");
+                fail(Error::backend_error(Phase::Create, e))
+            }
+            Some(Err(p)) => fail(Error::panicked(Phase::Create, p)),
+            None => fail(Error::timeout(Phase::Create, None, started.elapsed(), Status::default())),
+        }
+    }
+
+    /// Runs `on_release`; returns its result and whether it panicked (then the
+    /// connection is not trusted any more).
+    fn run_on_release(&self, conn: &mut CoreConn<M>) -> (Result<(), Error<MError<M>>>, bool) {
+        let ep = conn.ep.clone();
+        let (err, broken) = match guarded(|| self.manager.on_release(&ep.key, &mut conn.raw)) {
+            Ok(Ok(())) => return (Ok(()), false),
+            Ok(Err(e)) => (Error::backend_error(Phase::OnRelease, e), false),
+            Err(p) => (Error::panicked(Phase::OnRelease, p), true),
+        };
+        bump(&self.core.counters.release_errors);
+        tracing::warn!(endpoint = ?ep.key, error = %err, "on_release failed");
+        (Err(err), broken)
+    }
+
+    fn give_back(&self, conn: CoreConn<M>, broken: bool) {
+        let mut out = Vec::new();
+        self.core.release(conn, broken, Instant::now(), &mut out);
+        self.dispose_all(out);
+    }
+
+    fn status_of(&self, key: &Ep<M>) -> Status {
+        let idx = self.core.endpoint_index(key);
+        self.core.endpoint_status(idx)
+    }
+
+    /// Hands connections to the disposer thread (started on first use).
+    fn dispose_all(&self, out: Vec<DoomedConn<M>>) {
+        if out.is_empty() {
+            return;
+        }
+        let mut disposer = self.disposer.lock();
+        let tx = disposer.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel::<DoomedConn<M>>();
+            let manager = self.manager.clone();
+            let disposing = self.disposing.clone();
+            let counters = self.core.counters.clone();
+            let spawned = std::thread::Builder::new().name("kpool-dispose".into()).spawn(move || {
+                for (conn, reason) in rx {
+                    let key = conn.ep.key.clone();
+                    let problem = match guarded(|| manager.dispose(&key, conn.raw)) {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(format!("{e:?}")),
+                        Err(p) => Some(format!("panicked: {p}")),
+                    };
+                    if let Some(problem) = problem {
+                        bump(&counters.dispose_errors);
+                        tracing::warn!(endpoint = ?key, reason = reason.as_str(), problem, "dispose failed");
+                    }
+                    disposing.fetch_sub(1, Ordering::AcqRel);
+                }
+            });
+            if spawned.is_err() {
+                tracing::warn!("could not start the dispose thread; connections will be dropped");
+            }
+            tx
+        });
+        for doomed in out {
+            self.disposing.fetch_add(1, Ordering::AcqRel);
+            if let Err(mpsc::SendError(doomed)) = tx.send(doomed) {
+                self.disposing.fetch_sub(1, Ordering::AcqRel);
+                drop(doomed);
+            }
+        }
+    }
+}
+
+impl<M: Manager> Drop for Inner<M> {
+    fn drop(&mut self) {
+        self.core.wake_collector();
+    }
+}
+
+/// The collector thread: see [`Collection::Background`].
+fn collector<M: Manager>(weak: std::sync::Weak<Inner<M>>) {
+    loop {
+        let next = {
+            let Some(inner) = weak.upgrade() else { return };
+            if inner.core.is_closed() {
+                return;
+            }
+            inner.core.set_collector_wake(Wake::Thread(std::thread::current()));
+            let mut out = Vec::new();
+            let (creates, next) = inner.core.collect(Instant::now(), None, inner.core.config.fill_min_idle, &mut out);
+            inner.dispose_all(out);
+            for (idx, key) in creates {
+                if let Ok(conn) = inner.create_reserved(idx, &key, None) {
+                    inner.give_back(conn, false);
+                }
+            }
+            next
+        };
+        let cap = Duration::from_secs(60);
+        let sleep = next.map_or(cap, |n| n.saturating_duration_since(Instant::now()).min(cap));
+        std::thread::park_timeout(sleep);
+    }
+}

@@ -1,0 +1,1 @@
+//! loom models of the core (run with `RUSTFLAGS="--cfg kpool_loom"`).

@@ -1,0 +1,965 @@
+//! The async (tokio) front-end of the pool.
+//!
+//! It drives [`crate::core`]: one short lock to take, queue or reserve, then
+//! all I/O (create, check, hooks, dispose) outside the lock. The uncontended
+//! path — an idle connection, nobody waiting — is one lock, one clock read and
+//! one pop; it allocates nothing and spawns nothing. Tasks are spawned only to
+//! dispose connections the pool let go of (a guard's `Drop` cannot await).
+//!
+//! Perf note: tokio's `Semaphore` charges the task's cooperative budget after
+//! granting a permit, so a task can be forced to yield while holding a
+//! connection, and every other acquire then queues behind it (a convoy seen in
+//! deadpool). This pool consults the budget *before* taking a connection: a
+//! task out of budget yields first and takes its connection afterwards.
+
+use std::future::{Future, poll_fn};
+use std::ops::{Deref, DerefMut};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::time::Instant;
+
+use crate::builder::{backoff, config_setters, finish, unit_endpoint};
+use crate::core::{Conn, Core, Doomed, Grant, Step, Waiter, Wake};
+use crate::error::{Error, ErrorKind, Phase, panic_message};
+use crate::metrics::{CounterSnapshot, DisposeReason, bump};
+use crate::{Collection, Config, ConfigError, Manager, PoolStatus, Status};
+
+type Endpoint<M> = <M as Manager>::Endpoint;
+type Connection<M> = <M as Manager>::Connection;
+type MError<M> = <M as Manager>::Error;
+type CoreConn<M> = Conn<Endpoint<M>, Connection<M>>;
+
+/// A keyed pool of connections for async tasks. Cheap to clone (an `Arc`).
+///
+/// Build one with [`Pool::builder`]. See the [crate docs](crate) for an
+/// example and the rules it follows.
+pub struct Pool<M: Manager> {
+    inner: Arc<Inner<M>>,
+}
+
+pub(crate) struct Inner<M: Manager> {
+    core: Core<Endpoint<M>, Connection<M>>,
+    manager: M,
+    default: Option<(Endpoint<M>, usize)>,
+    /// Disposals spawned and not finished yet.
+    disposing: AtomicUsize,
+    dispose_waker: parking_lot::Mutex<Option<Waker>>,
+}
+
+impl<M: Manager> Clone for Pool<M> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+impl<M: Manager> std::fmt::Debug for Pool<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("status", &self.inner.core.status().pool).finish()
+    }
+}
+
+/// Builds a [`Pool`]. Every setter says its default.
+#[must_use]
+pub struct Builder<M: Manager> {
+    manager: M,
+    config: Config,
+    endpoint: Option<Endpoint<M>>,
+}
+
+impl<M: Manager> Builder<M> {
+    config_setters!();
+
+    /// The endpoint [`Pool::get`] uses. Defaults to `()` for managers keyed by
+    /// `()`, and to none otherwise (then `get` fails; use `get_for`).
+    pub fn endpoint(mut self, endpoint: Endpoint<M>) -> Self {
+        self.endpoint = Some(endpoint);
+        self
+    }
+
+    /// Builds the pool. With [`Collection::Background`] (or
+    /// `fill_min_idle`), the collector task is spawned on the current tokio
+    /// runtime; without a runtime, the pool falls back to inline collection.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] when settings contradict each other.
+    pub fn build(self) -> Result<Pool<M>, ConfigError> {
+        let config = finish(self.config)?;
+        let core = Core::new(config);
+        let default = self.endpoint.or_else(unit_endpoint).map(|k| {
+            let idx = core.endpoint_index(&k);
+            (k, idx)
+        });
+        let inner = Arc::new(Inner {
+            core,
+            manager: self.manager,
+            default,
+            disposing: AtomicUsize::new(0),
+            dispose_waker: parking_lot::Mutex::new(None),
+        });
+        if inner.core.config.collection == Collection::Background {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(collector(Arc::downgrade(&inner)));
+            }
+        }
+        Ok(Pool { inner })
+    }
+
+    /// Builds the pool and creates `min_idle` connections for the default
+    /// endpoint before returning: the build fails fast if the backend cannot
+    /// be reached.
+    ///
+    /// # Errors
+    ///
+    /// A configuration error ([`ErrorKind::Config`]), or the first error of
+    /// creating a connection.
+    pub async fn build_warm(self) -> Result<Pool<M>, Error<MError<M>>> {
+        let pool = self.build().map_err(Error::config)?;
+        if let Some((key, _)) = &pool.inner.default {
+            pool.warm(key).await?;
+        }
+        Ok(pool)
+    }
+}
+
+impl<M: Manager> Pool<M> {
+    /// Starts building a pool around `manager`.
+    pub fn builder(manager: M) -> Builder<M> {
+        Builder { manager, config: Config::default(), endpoint: None }
+    }
+
+    /// Acquires a connection to the default endpoint, waiting up to the
+    /// configured `acquire_timeout`.
+    ///
+    /// # Errors
+    ///
+    /// See [`Error`]: a timeout carries the last backend error and the pool
+    /// status; a backend error names its phase; `Closed` after [`close`](Self::close).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future at any point (waiting, creating, checking) leaks
+    /// nothing: its place in line, reserved room or handed-off connection goes
+    /// to the next waiter or back to the pool.
+    #[track_caller]
+    pub fn get(&self) -> impl Future<Output = Result<Pooled<'_, M>, Error<MError<M>>>> + Send + '_ {
+        acquire(PoolRef::Borrowed(&self.inner), None, self.inner.core.config.acquire_timeout)
+    }
+
+    /// [`get`](Self::get) with its own deadline instead of `acquire_timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn get_timeout(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Pooled<'_, M>, Error<MError<M>>>> + Send + '_ {
+        acquire(PoolRef::Borrowed(&self.inner), None, Some(timeout))
+    }
+
+    /// Acquires a connection to `endpoint`.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn get_for<'a>(
+        &'a self,
+        endpoint: &'a Endpoint<M>,
+    ) -> impl Future<Output = Result<Pooled<'a, M>, Error<MError<M>>>> + Send + 'a {
+        acquire(PoolRef::Borrowed(&self.inner), Some(endpoint), self.inner.core.config.acquire_timeout)
+    }
+
+    /// [`get_for`](Self::get_for) with its own deadline.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn get_for_timeout<'a>(
+        &'a self,
+        endpoint: &'a Endpoint<M>,
+        timeout: Option<Duration>,
+    ) -> impl Future<Output = Result<Pooled<'a, M>, Error<MError<M>>>> + Send + 'a {
+        acquire(PoolRef::Borrowed(&self.inner), Some(endpoint), timeout)
+    }
+
+    /// [`get`](Self::get) returning an owned (`'static`) guard, for spawning.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn get_owned(&self) -> impl Future<Output = Result<OwnedPooled<M>, Error<MError<M>>>> + Send + 'static {
+        acquire(PoolRef::Owned(self.inner.clone()), None, self.inner.core.config.acquire_timeout)
+    }
+
+    /// [`get_for`](Self::get_for) returning an owned (`'static`) guard.
+    ///
+    /// # Errors
+    ///
+    /// As [`get`](Self::get).
+    pub fn get_owned_for<'a>(
+        &self,
+        endpoint: &'a Endpoint<M>,
+    ) -> impl Future<Output = Result<OwnedPooled<M>, Error<MError<M>>>> + Send + 'a {
+        acquire(PoolRef::Owned(self.inner.clone()), Some(endpoint), self.inner.core.config.acquire_timeout)
+    }
+
+    /// Creates connections for `endpoint` until it holds `min_idle`, and
+    /// returns how many it created.
+    ///
+    /// # Errors
+    ///
+    /// The first failure of `create` (no retries), or `Closed`.
+    pub async fn warm(&self, endpoint: &Endpoint<M>) -> Result<usize, Error<MError<M>>> {
+        let inner = &self.inner;
+        let idx = inner.core.endpoint_index(endpoint);
+        let mut made = 0;
+        while let Some(idx) = inner.core.reserve_fill(idx) {
+            let conn = inner.create_reserved(idx, endpoint, None).await?;
+            inner.give_back(conn, false);
+            made += 1;
+        }
+        if inner.core.is_closed() {
+            return Err(Error::closed());
+        }
+        Ok(made)
+    }
+
+    /// Checks the core's invariants (counts add up, limits hold, nobody
+    /// waits while a connection idles) and panics if one is broken. For tests.
+    #[doc(hidden)]
+    pub fn assert_invariants(&self) {
+        self.inner.core.debug_check();
+    }
+
+    /// Occupancy of the pool and of each endpoint.
+    pub fn status(&self) -> PoolStatus<Endpoint<M>> {
+        self.inner.core.status()
+    }
+
+    /// The pool's counters.
+    pub fn counters(&self) -> CounterSnapshot {
+        self.inner.core.counters.snapshot()
+    }
+
+    /// The settings the pool runs with.
+    pub fn config(&self) -> &Config {
+        &self.inner.core.config
+    }
+
+    /// The manager.
+    pub fn manager(&self) -> &M {
+        &self.inner.manager
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.inner.core.is_closed()
+    }
+
+    /// Closes the pool: new acquires fail with `Closed`, every waiter is woken
+    /// with `Closed`, idle connections are disposed (in background tasks if a
+    /// runtime is running, else dropped), and the collector stops. Checked-out
+    /// connections are disposed when they come back. Closing twice is harmless.
+    pub fn close(&self) {
+        let mut out = Vec::new();
+        if self.inner.core.close(&mut out) {
+            self.inner.dispose_all(out);
+        }
+    }
+
+    /// Closes the pool, then waits up to `timeout` for checked-out connections
+    /// to come back and for every disposal to finish.
+    pub async fn close_timeout(&self, timeout: Duration) -> CloseReport {
+        self.close();
+        let inner = &self.inner;
+        let done = poll_fn(|cx| {
+            *inner.dispose_waker.lock() = Some(cx.waker().clone());
+            let out = inner.core.outstanding(Some(Wake::Task(cx.waker().clone())));
+            if out == 0 && inner.disposing.load(Ordering::Acquire) == 0 { Poll::Ready(()) } else { Poll::Pending }
+        });
+        let _ = tokio::time::timeout(timeout, done).await;
+        CloseReport { still_out: inner.core.outstanding(None), disposing: inner.disposing.load(Ordering::Acquire) }
+    }
+}
+
+/// What [`Pool::close_timeout`] found when it returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CloseReport {
+    /// Connections still checked out (or being created).
+    pub still_out: usize,
+    /// Disposals still running.
+    pub disposing: usize,
+}
+
+impl CloseReport {
+    /// Everything came back and was disposed in time.
+    pub fn is_clean(&self) -> bool {
+        self.still_out == 0 && self.disposing == 0
+    }
+}
+
+/// How a guard or a future refers to its pool.
+enum PoolRef<'a, M: Manager> {
+    Borrowed(&'a Arc<Inner<M>>),
+    Owned(Arc<Inner<M>>),
+}
+
+impl<M: Manager> PoolRef<'_, M> {
+    fn inner(&self) -> &Arc<Inner<M>> {
+        match self {
+            PoolRef::Borrowed(i) => i,
+            PoolRef::Owned(i) => i,
+        }
+    }
+}
+
+/// The guard's record of where its connection is in its lifecycle.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    /// Being prepared by the pool (hooks, check): a drop here means the
+    /// acquire was cancelled mid-I/O, and the connection is not trusted.
+    Preparing,
+    /// Handed to the user.
+    User,
+    /// Handed to the user and marked broken.
+    Broken,
+}
+
+/// A pooled connection. Derefs to the connection; dropping it returns the
+/// connection to the pool (also on panic). Helpers are associated functions
+/// (`Pooled::take(guard)`) so they never clash with the connection's methods.
+#[must_use = "dropping the guard returns the connection at once"]
+pub struct Pooled<'a, M: Manager> {
+    conn: Option<CoreConn<M>>,
+    pool: PoolRef<'a, M>,
+    state: Use,
+}
+
+/// A [`Pooled`] that owns a handle to its pool: `'static`, for spawning.
+pub type OwnedPooled<M> = Pooled<'static, M>;
+
+impl<'a, M: Manager> Pooled<'a, M> {
+    fn conn(this: &Self) -> &CoreConn<M> {
+        this.conn.as_ref().expect("present until drop")
+    }
+
+    /// Takes the connection out of the pool for good. Its room is freed.
+    pub fn take(mut this: Self) -> Connection<M> {
+        let conn = this.conn.take().expect("present until drop");
+        let mut out = Vec::new();
+        let raw = this.pool.inner().core.detach(conn, &mut out);
+        this.pool.inner().dispose_all(out);
+        raw
+    }
+
+    /// Marks the connection broken: it is disposed instead of reused.
+    pub fn mark_broken(this: &mut Self) {
+        this.state = Use::Broken;
+    }
+
+    /// The endpoint the connection belongs to.
+    pub fn endpoint(this: &Self) -> &Endpoint<M> {
+        &Self::conn(this).ep.key
+    }
+
+    /// How long ago the connection was created.
+    pub fn age(this: &Self) -> Duration {
+        Instant::now().into_std().saturating_duration_since(Self::conn(this).created)
+    }
+
+    /// How many times the connection was handed out, this time included.
+    pub fn use_count(this: &Self) -> u64 {
+        Self::conn(this).uses
+    }
+
+    /// Returns the connection now, running `on_release` first.
+    ///
+    /// # Errors
+    ///
+    /// The hook's error (the connection still goes back to the pool), or a
+    /// timeout past `dispose_timeout`.
+    pub async fn release(mut this: Self) -> Result<(), Error<MError<M>>> {
+        let inner = this.pool.inner().clone();
+        let mut conn = this.conn.take().expect("present until drop");
+        let result = inner.run_on_release(&mut conn).await;
+        // A hook that panicked or hung leaves the connection untrusted; one
+        // that returned an error leaves it pooled (SPEC: the error is counted).
+        let untrusted = result.as_ref().is_err_and(|e| e.kind() != ErrorKind::Backend(Phase::OnRelease));
+        inner.give_back(conn, this.state == Use::Broken || untrusted);
+        result
+    }
+}
+
+impl<M: Manager> Deref for Pooled<'_, M> {
+    type Target = Connection<M>;
+
+    fn deref(&self) -> &Connection<M> {
+        &Self::conn(self).raw
+    }
+}
+
+impl<M: Manager> DerefMut for Pooled<'_, M> {
+    fn deref_mut(&mut self) -> &mut Connection<M> {
+        &mut self.conn.as_mut().expect("present until drop").raw
+    }
+}
+
+impl<M: Manager> Drop for Pooled<'_, M> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.inner().return_conn(conn, self.state);
+        }
+    }
+}
+
+impl<M: Manager> std::fmt::Debug for Pooled<'_, M>
+where
+    Connection<M>: std::fmt::Debug,
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pooled")
+            .field("endpoint", &Self::endpoint(self))
+            .field("uses", &Self::use_count(self))
+            .field("conn", &**self)
+            .finish()
+    }
+}
+
+/// The whole acquire. See [`Pool::get`] for its contract.
+async fn acquire<'a, M: Manager>(
+    pool: PoolRef<'a, M>,
+    key: Option<&Endpoint<M>>,
+    timeout: Option<Duration>,
+) -> Result<Pooled<'a, M>, Error<MError<M>>> {
+    // Yield first if the task is out of cooperative budget, so it never has
+    // to yield while holding a connection.
+    poll_fn(|cx| tokio::task::coop::poll_proceed(cx).map(|restore| restore.made_progress())).await;
+    let inner = pool.inner().clone();
+    let result = acquire_inner(&inner, pool, key, timeout).await;
+    match &result {
+        Ok(_) => bump(&inner.core.counters.acquired),
+        Err(e) if e.is_timeout() => bump(&inner.core.counters.timeouts),
+        Err(_) => bump(&inner.core.counters.errors),
+    }
+    result
+}
+
+async fn acquire_inner<'a, M: Manager>(
+    inner: &Arc<Inner<M>>,
+    pool: PoolRef<'a, M>,
+    key: Option<&Endpoint<M>>,
+    timeout: Option<Duration>,
+) -> Result<Pooled<'a, M>, Error<MError<M>>> {
+    let core = &inner.core;
+    let (key, default_idx) = match key {
+        Some(k) => (k, None),
+        None => match &inner.default {
+            Some((k, idx)) => (k, Some(*idx)),
+            None => return Err(Error::new(ErrorKind::NoEndpoint)),
+        },
+    };
+    let start = Instant::now();
+    let deadline = timeout.map(|t| start + t);
+    let mut now = start;
+    let mut last_err: Option<MError<M>> = None;
+    let mut failures = 0u32;
+    loop {
+        let mut out = Vec::new();
+        let step = match default_idx {
+            Some(idx) => core.acquire_index(idx, now.into_std(), &mut out),
+            None => core.acquire(key, now.into_std(), &mut out),
+        };
+        inner.dispose_all(out);
+        let (conn, fresh) = match step {
+            Step::Ready(conn) => (conn, false),
+            Step::Closed => return Err(Error::closed()),
+            Step::Create(idx) => {
+                match create_step(inner, idx, key, deadline, &mut last_err, &mut failures, start).await? {
+                    Some(conn) => (conn, true),
+                    None => {
+                        now = Instant::now();
+                        continue;
+                    }
+                }
+            }
+            Step::Wait(waiter) => {
+                let grant = wait(inner, waiter, deadline).await;
+                now = Instant::now();
+                match grant {
+                    None => {
+                        let status = inner.status_of(key);
+                        return Err(Error::timeout(Phase::Wait, last_err, now - start, status));
+                    }
+                    Some(Grant::Closed) => return Err(Error::closed()),
+                    Some(Grant::Conn(conn)) => {
+                        if core.is_closed() {
+                            inner.give_back(conn, false);
+                            return Err(Error::closed());
+                        }
+                        (conn, false)
+                    }
+                    Some(Grant::Create) => {
+                        let idx = default_idx.unwrap_or_else(|| core.endpoint_index(key));
+                        match create_step(inner, idx, key, deadline, &mut last_err, &mut failures, start).await? {
+                            Some(conn) => (conn, true),
+                            None => {
+                                now = Instant::now();
+                                continue;
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let mut holder = Holder { inner, conn: Some(conn), state: Use::Preparing };
+        match prepare(inner, &mut holder, fresh, now, deadline, start).await {
+            Ok(()) => {
+                let mut conn = holder.conn.take().expect("present after prepare");
+                conn.uses += 1;
+                return Ok(Pooled { conn: Some(conn), pool, state: Use::User });
+            }
+            Err(Prepared::Fail(e)) => return Err(e),
+            Err(Prepared::Dead) => now = Instant::now(),
+        }
+    }
+}
+
+/// Holds a connection while the pool prepares it (hooks, check). Dropped
+/// early — the acquire was cancelled mid-I/O — it disposes the connection,
+/// whose state can no longer be trusted.
+struct Holder<'a, M: Manager> {
+    inner: &'a Arc<Inner<M>>,
+    conn: Option<CoreConn<M>>,
+    state: Use,
+}
+
+impl<M: Manager> Drop for Holder<'_, M> {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.inner.return_conn(conn, self.state);
+        }
+    }
+}
+
+enum Prepared<E> {
+    Fail(Error<E>),
+    /// The connection was dead and is gone: try again.
+    Dead,
+}
+
+/// Deferred `on_release`, health check and `on_acquire` for a connection the
+/// guard holds. On `Dead` the guard no longer holds a connection.
+async fn prepare<M: Manager>(
+    inner: &Arc<Inner<M>>,
+    guard: &mut Holder<'_, M>,
+    fresh: bool,
+    now: Instant,
+    deadline: Option<Instant>,
+    start: Instant,
+) -> Result<(), Prepared<MError<M>>> {
+    let cfg = &inner.core.config;
+    let conn = guard.conn.as_mut().expect("present");
+    if conn.pending_release {
+        conn.pending_release = false;
+        if let Err(e) = inner.run_on_release(conn).await {
+            if e.kind() != ErrorKind::Backend(Phase::OnRelease) {
+                inner.kill(guard, DisposeReason::Broken);
+                return Err(Prepared::Dead);
+            }
+        }
+    }
+    let conn = guard.conn.as_mut().expect("present");
+    let check = !fresh
+        && cfg.validate_on_acquire
+        && now.into_std().saturating_duration_since(conn.returned) >= cfg.validation_bypass;
+    if check {
+        let key = conn.ep.clone();
+        let res = timed(deadline, inner.manager.check_alive(&key.key, &mut conn.raw)).await;
+        match res {
+            Timed::Done(Ok(true)) => {}
+            Timed::Done(Ok(false)) => {
+                inner.dead(guard);
+                return Err(Prepared::Dead);
+            }
+            Timed::Done(Err(e)) => {
+                inner.dead(guard);
+                return Err(Prepared::Fail(Error::backend_error(Phase::Check, e)));
+            }
+            Timed::Panicked(p) => {
+                inner.dead(guard);
+                return Err(Prepared::Fail(Error::panicked(Phase::Check, p)));
+            }
+            Timed::Elapsed => {
+                inner.dead(guard);
+                return Err(Prepared::Fail(Error::timeout(
+                    Phase::Check,
+                    None,
+                    start.elapsed(),
+                    inner.status_of(&key.key),
+                )));
+            }
+        }
+    }
+    let conn = guard.conn.as_mut().expect("present");
+    let key = conn.ep.clone();
+    match timed(deadline, inner.manager.on_acquire(&key.key, &mut conn.raw)).await {
+        Timed::Done(Ok(())) => Ok(()),
+        Timed::Done(Err(e)) => {
+            // The hook failed but the connection is fine: back to the pool.
+            guard.state = Use::User;
+            let conn = guard.conn.take().expect("present");
+            inner.give_back(conn, false);
+            Err(Prepared::Fail(Error::backend_error(Phase::OnAcquire, e)))
+        }
+        Timed::Panicked(p) => Err(Prepared::Fail(Error::panicked(Phase::OnAcquire, p))),
+        Timed::Elapsed => {
+            Err(Prepared::Fail(Error::timeout(Phase::OnAcquire, None, start.elapsed(), inner.status_of(&key.key))))
+        }
+    }
+}
+
+/// Creates a connection into a reserved slot, with the retry policy. `Ok(None)`
+/// means "failed, retry the whole acquire" (after the backoff delay).
+async fn create_step<M: Manager>(
+    inner: &Arc<Inner<M>>,
+    idx: usize,
+    key: &Endpoint<M>,
+    deadline: Option<Instant>,
+    last_err: &mut Option<MError<M>>,
+    failures: &mut u32,
+    start: Instant,
+) -> Result<Option<CoreConn<M>>, Error<MError<M>>> {
+    match inner.create_reserved(idx, key, deadline).await {
+        Ok(conn) => Ok(Some(conn)),
+        Err(e) => {
+            let deadline_hit = e.is_timeout() && deadline.is_some_and(|d| Instant::now() >= d);
+            if deadline_hit || matches!(e.kind(), ErrorKind::Panic(_) | ErrorKind::Closed) {
+                let mut e = e;
+                if deadline_hit {
+                    e = Error::timeout(Phase::Create, last_err.take(), start.elapsed(), inner.status_of(key));
+                }
+                return Err(e);
+            }
+            *failures += 1;
+            let timed_out = e.is_timeout();
+            if let Some(b) = e.into_backend() {
+                *last_err = Some(b);
+            }
+            if *failures > inner.core.config.retry_limit {
+                return Err(match last_err.take() {
+                    Some(b) if !timed_out => Error::backend_error(Phase::Create, b),
+                    last => Error::timeout(Phase::Create, last, start.elapsed(), inner.status_of(key)),
+                });
+            }
+            let wake_at = Instant::now() + backoff(inner.core.config.retry_delay, *failures);
+            if deadline.is_some_and(|d| wake_at >= d) {
+                tokio::time::sleep_until(deadline.expect("checked")).await;
+                return Err(Error::timeout(Phase::Create, last_err.take(), start.elapsed(), inner.status_of(key)));
+            }
+            tokio::time::sleep_until(wake_at).await;
+            Ok(None)
+        }
+    }
+}
+
+/// Waits for a grant; `None` when the deadline passes first.
+async fn wait<M: Manager>(
+    inner: &Arc<Inner<M>>,
+    waiter: crate::sync::Arc<Waiter<Endpoint<M>, Connection<M>>>,
+    deadline: Option<Instant>,
+) -> Option<Grant<Endpoint<M>, Connection<M>>> {
+    let mut wait = WaitFuture { inner, waiter: Some(waiter) };
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, &mut wait).await.ok(),
+        None => Some((&mut wait).await),
+    }
+}
+
+/// Polls a waiter; dropping it unqueues the waiter or gives its grant back.
+struct WaitFuture<'a, M: Manager> {
+    inner: &'a Arc<Inner<M>>,
+    waiter: Option<crate::sync::Arc<Waiter<Endpoint<M>, Connection<M>>>>,
+}
+
+impl<M: Manager> Future for WaitFuture<'_, M> {
+    type Output = Grant<Endpoint<M>, Connection<M>>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let waiter = self.waiter.as_ref().expect("polled after completion");
+        let grant = self.inner.core.poll_grant(waiter, |old| match old {
+            Wake::Task(w) if w.will_wake(cx.waker()) => None,
+            _ => Some(Wake::Task(cx.waker().clone())),
+        });
+        match grant {
+            Some(g) => {
+                self.waiter = None;
+                Poll::Ready(g)
+            }
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl<M: Manager> Drop for WaitFuture<'_, M> {
+    fn drop(&mut self) {
+        if let Some(waiter) = self.waiter.take() {
+            let mut out = Vec::new();
+            self.inner.core.cancel(&waiter, Instant::now().into_std(), &mut out);
+            self.inner.dispose_all(out);
+        }
+    }
+}
+
+/// The outcome of a manager future run with a deadline and panic catching.
+enum Timed<T> {
+    Done(T),
+    Panicked(String),
+    Elapsed,
+}
+
+async fn timed<F: Future>(deadline: Option<Instant>, fut: F) -> Timed<F::Output> {
+    let fut = AssertUnwindSafe(fut).catch_unwind();
+    let res = match deadline {
+        Some(d) => match tokio::time::timeout_at(d, fut).await {
+            Ok(r) => r,
+            Err(_) => return Timed::Elapsed,
+        },
+        None => fut.await,
+    };
+    match res {
+        Ok(v) => Timed::Done(v),
+        Err(p) => Timed::Panicked(panic_message(&*p)),
+    }
+}
+
+/// Frees a create reservation unless disarmed (on error, panic or cancel).
+struct Reservation<'a, M: Manager> {
+    inner: &'a Arc<Inner<M>>,
+    idx: usize,
+    armed: bool,
+}
+
+impl<M: Manager> Drop for Reservation<'_, M> {
+    fn drop(&mut self) {
+        if self.armed {
+            bump(&self.inner.core.counters.create_failures);
+            let mut out = Vec::new();
+            self.inner.core.create_failed(self.idx, &mut out);
+            self.inner.dispose_all(out);
+        }
+    }
+}
+
+impl<M: Manager> Inner<M> {
+    /// Runs `create` for a slot the core reserved. The reservation is freed
+    /// on any failure (including this future being dropped).
+    async fn create_reserved(
+        self: &Arc<Self>,
+        idx: usize,
+        key: &Endpoint<M>,
+        deadline: Option<Instant>,
+    ) -> Result<CoreConn<M>, Error<MError<M>>> {
+        let mut reservation = Reservation { inner: self, idx, armed: true };
+        let cfg = &self.core.config;
+        let limit = match (deadline, cfg.create_timeout) {
+            (Some(d), Some(t)) => Some(d.min(Instant::now() + t)),
+            (d, t) => d.or_else(|| t.map(|t| Instant::now() + t)),
+        };
+        let started = Instant::now();
+        match timed(limit, self.manager.create(key)).await {
+            Timed::Done(Ok(raw)) => {
+                reservation.armed = false;
+                match self.core.created(idx, raw, Instant::now().into_std()) {
+                    Ok(conn) => Ok(conn),
+                    Err(raw) => {
+                        self.spawn_dispose_raw(key.clone(), raw);
+                        Err(Error::closed())
+                    }
+                }
+            }
+            Timed::Done(Err(e)) => {
+                tracing::debug!(endpoint = ?key, error = ?e, "create failed");
+                Err(Error::backend_error(Phase::Create, e))
+            }
+            Timed::Panicked(p) => Err(Error::panicked(Phase::Create, p)),
+            Timed::Elapsed => Err(Error::timeout(Phase::Create, None, started.elapsed(), Status::default())),
+        }
+    }
+
+    /// Runs `on_release` under `dispose_timeout`, counting failures.
+    async fn run_on_release(&self, conn: &mut CoreConn<M>) -> Result<(), Error<MError<M>>> {
+        let deadline = self.core.config.dispose_timeout.map(|t| Instant::now() + t);
+        let ep = conn.ep.clone();
+        let res = match timed(deadline, self.manager.on_release(&ep.key, &mut conn.raw)).await {
+            Timed::Done(Ok(())) => return Ok(()),
+            Timed::Done(Err(e)) => Error::backend_error(Phase::OnRelease, e),
+            Timed::Panicked(p) => Error::panicked(Phase::OnRelease, p),
+            Timed::Elapsed => {
+                Error::timeout(Phase::OnRelease, None, Duration::ZERO, self.core.endpoint_status(ep.index))
+            }
+        };
+        bump(&self.core.counters.release_errors);
+        tracing::warn!(endpoint = ?ep.key, error = %res, "on_release failed");
+        Err(res)
+    }
+
+    /// A guard or holder lets go of its connection.
+    fn return_conn(self: &Arc<Self>, mut conn: CoreConn<M>, state: Use) {
+        let broken = match state {
+            Use::Preparing | Use::Broken => true,
+            Use::User => {
+                conn.pending_release = true;
+                std::panic::catch_unwind(AssertUnwindSafe(|| self.manager.is_broken(&conn.ep.key, &conn.raw)))
+                    .unwrap_or(true)
+            }
+        };
+        self.give_back(conn, broken);
+    }
+
+    /// Returns a checked-out connection to the core.
+    fn give_back(self: &Arc<Self>, conn: CoreConn<M>, broken: bool) {
+        let mut out = Vec::new();
+        self.core.release(conn, broken, Instant::now().into_std(), &mut out);
+        self.dispose_all(out);
+    }
+
+    /// The guard's connection failed its check: `on_dead`, then dispose.
+    fn dead(self: &Arc<Self>, guard: &mut Holder<'_, M>) {
+        bump(&self.core.counters.dead_found);
+        if let Some(conn) = guard.conn.as_mut() {
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| self.manager.on_dead(&conn.ep.key, &mut conn.raw)));
+        }
+        self.kill(guard, DisposeReason::Dead);
+    }
+
+    fn kill(self: &Arc<Self>, guard: &mut Holder<'_, M>, reason: DisposeReason) {
+        if let Some(conn) = guard.conn.take() {
+            let mut out = Vec::new();
+            self.core.discard(conn, reason, &mut out);
+            self.dispose_all(out);
+        }
+    }
+
+    fn status_of(&self, key: &Endpoint<M>) -> Status {
+        let idx = self.core.endpoint_index(key);
+        self.core.endpoint_status(idx)
+    }
+
+    /// Disposes connections the core let go of, in a background task (a
+    /// guard's drop cannot await). Without a runtime they are just dropped.
+    fn dispose_all(self: &Arc<Self>, out: Vec<Doomed<Endpoint<M>, Connection<M>>>) {
+        if out.is_empty() {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            drop(out);
+            return;
+        };
+        self.disposing.fetch_add(1, Ordering::AcqRel);
+        let inner = self.clone();
+        rt.spawn(async move {
+            for (conn, reason) in out {
+                inner.dispose_one(conn.ep.key.clone(), conn.raw, reason).await;
+            }
+            inner.disposal_done();
+        });
+    }
+
+    fn spawn_dispose_raw(self: &Arc<Self>, key: Endpoint<M>, raw: Connection<M>) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+        self.disposing.fetch_add(1, Ordering::AcqRel);
+        let inner = self.clone();
+        rt.spawn(async move {
+            inner.dispose_one(key, raw, DisposeReason::Closed).await;
+            inner.disposal_done();
+        });
+    }
+
+    fn disposal_done(&self) {
+        if self.disposing.fetch_sub(1, Ordering::AcqRel) == 1 {
+            if let Some(w) = self.dispose_waker.lock().take() {
+                w.wake();
+            }
+        }
+    }
+
+    async fn dispose_one(&self, key: Endpoint<M>, raw: Connection<M>, reason: DisposeReason) {
+        let deadline = self.core.config.dispose_timeout.map(|t| Instant::now() + t);
+        let problem = match timed(deadline, self.manager.dispose(&key, raw)).await {
+            Timed::Done(Ok(())) => return,
+            Timed::Done(Err(e)) => format!("{e:?}"),
+            Timed::Panicked(p) => format!("panicked: {p}"),
+            Timed::Elapsed => "timed out".to_owned(),
+        };
+        bump(&self.core.counters.dispose_errors);
+        tracing::warn!(endpoint = ?key, reason = reason.as_str(), problem, "dispose failed");
+    }
+}
+
+impl<M: Manager> Drop for Inner<M> {
+    fn drop(&mut self) {
+        // Let a background collector notice the pool is gone.
+        self.core.wake_collector();
+    }
+}
+
+/// The background collector: sleeps until the earliest deadline (or a wake
+/// from the core), disposes what is due, refills `min_idle`. Holds only a
+/// weak reference between rounds, so dropping the pool ends it.
+async fn collector<M: Manager>(weak: std::sync::Weak<Inner<M>>) {
+    loop {
+        let next = {
+            let Some(inner) = weak.upgrade() else { return };
+            if inner.core.is_closed() {
+                return;
+            }
+            let mut out = Vec::new();
+            let (creates, next) =
+                inner.core.collect(Instant::now().into_std(), None, inner.core.config.fill_min_idle, &mut out);
+            inner.dispose_all(out);
+            for (idx, key) in creates {
+                let inner = inner.clone();
+                tokio::spawn(async move {
+                    if let Ok(conn) = inner.create_reserved(idx, &key, None).await {
+                        inner.give_back(conn, false);
+                    }
+                });
+            }
+            next
+        };
+        let mut registered = false;
+        let woken = poll_fn(|cx| {
+            if registered {
+                return Poll::Ready(());
+            }
+            let Some(inner) = weak.upgrade() else { return Poll::Ready(()) };
+            inner.core.set_collector_wake(Wake::Task(cx.waker().clone()));
+            registered = true;
+            Poll::Pending
+        });
+        // Sleep until the next deadline, at most a minute (a cheap safety net).
+        let until = next
+            .map_or_else(|| Instant::now() + Duration::from_secs(60), Instant::from_std)
+            .min(Instant::now() + Duration::from_secs(60));
+        let _ = tokio::time::timeout_at(until, woken).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles() {
+        let base = Duration::from_millis(100);
+        assert_eq!(backoff(base, 1), base);
+        assert_eq!(backoff(base, 2), base * 2);
+        assert_eq!(backoff(base, 4), base * 8);
+    }
+}
