@@ -91,6 +91,15 @@ pub trait Manager: Send + Sync + 'static {
     fn on_dead(&self, endpoint: &Self::Endpoint, conn: &mut Self::Connection) {
         let _ = (endpoint, conn);
     }
+
+    /// Whether a `create` error may go away by itself (a refused or reset
+    /// connection, a server starting up). Non-transient errors — wrong
+    /// password, unknown database — are returned at once instead of being
+    /// retried. Defaults to `true` (every error is retried up to `retry_limit`).
+    fn is_transient(&self, error: &Self::Error) -> bool {
+        let _ = error;
+        true
+    }
 }
 
 /// A [`Manager`] made from closures: a factory, and optionally a validator

@@ -646,6 +646,9 @@ async fn create_step<M: Manager>(
                 }
                 return Err(e);
             }
+            if e.backend().is_some_and(|b| !inner.manager.is_transient(b)) {
+                return Err(e);
+            }
             *failures += 1;
             let timed_out = e.is_timeout();
             if let Some(b) = e.into_backend() {

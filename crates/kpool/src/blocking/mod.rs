@@ -118,6 +118,13 @@ pub trait Manager: Send + Sync + 'static {
     fn on_dead(&self, endpoint: &Self::Endpoint, conn: &mut Self::Connection) {
         let _ = (endpoint, conn);
     }
+
+    /// Whether a `create` error may go away on retry; see the async
+    /// [`Manager::is_transient`](crate::Manager::is_transient). Defaults to `true`.
+    fn is_transient(&self, error: &Self::Error) -> bool {
+        let _ = error;
+        true
+    }
 }
 
 type Ep<M> = <M as Manager>::Endpoint;
@@ -619,6 +626,9 @@ impl<M: Manager> Inner<M> {
                     return Err(Error::timeout(Phase::Create, last_err.take(), start.elapsed(), self.status_of(key)));
                 }
                 if matches!(e.kind(), ErrorKind::Panic(_) | ErrorKind::Closed) {
+                    return Err(e);
+                }
+                if e.backend().is_some_and(|b| !self.manager.is_transient(b)) {
                     return Err(e);
                 }
                 *failures += 1;
