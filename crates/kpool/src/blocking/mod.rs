@@ -32,7 +32,9 @@
 //!   deadline, and a create that finishes too late is disposed. Without any
 //!   deadline it runs on the caller's thread.
 //! - `dispose` runs on one disposer thread per pool, so returning a guard
-//!   never blocks on it; `dispose_timeout` is not enforced in this pool.
+//!   never blocks on it; `dispose_timeout` is not enforced in this pool, and
+//!   a `dispose` that never returns holds up the disposals queued after it
+//!   (they are counted by `close_timeout`, never lost).
 //! - `check_alive` and the hooks run on the caller's thread: give the
 //!   connection its own I/O timeouts (for sockets: read/write timeouts).
 
