@@ -100,6 +100,7 @@ mod leak;
 mod manager;
 mod metrics;
 mod pool;
+mod registry;
 mod status;
 mod sync;
 
@@ -109,4 +110,5 @@ pub use leak::LeakReport;
 pub use manager::{Endpoint, FnManager, Manager};
 pub use metrics::{CounterSnapshot, DisposeReason, HistogramSnapshot, Metrics, MetricsSnapshot, StatusGauges};
 pub use pool::{Builder, CloseReport, OwnedPooled, Pool, Pooled};
+pub use registry::{NamedPool, Registry, RegistryError};
 pub use status::{PoolStatus, Status};

@@ -293,6 +293,11 @@ impl<M: Manager> Pool<M> {
         &self.inner.manager
     }
 
+    /// Connections checked out or being created.
+    pub(crate) fn outstanding(&self) -> usize {
+        self.inner.core.outstanding(None)
+    }
+
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.inner.core.is_closed()
@@ -486,7 +491,7 @@ async fn acquire<'a, M: Manager>(
     let inner = pool.inner().clone();
     let result = acquire_inner(&inner, pool, key, timeout, at).await;
     match &result {
-        Ok(guard) => bump(&Pooled::conn(guard).ep.stats.counters.acquired),
+        Ok(guard) => Pooled::conn(guard).ep.stats.acquired(),
         Err(e) => {
             if let Some(k) = key.or(inner.default.as_ref().map(|(k, _)| k)) {
                 inner.core.record_failure(k, e.is_timeout());
@@ -519,12 +524,14 @@ async fn acquire_inner<'a, M: Manager>(
     // Served at once from an idle connection, with no I/O: recorded as a
     // zero wait without a second clock read.
     let mut immediate = true;
+    let mut first = true;
     loop {
         let mut out = Vec::new();
         let step = match default_idx {
-            Some(idx) => core.acquire_index(idx, now.into_std(), &mut out),
-            None => core.acquire(key, now.into_std(), &mut out),
+            Some(idx) => core.acquire_index(idx, now.into_std(), first, &mut out),
+            None => core.acquire(key, now.into_std(), first, &mut out),
         };
+        first = false;
         inner.dispose_all(out);
         if !matches!(step, Step::Ready(_)) {
             immediate = false;
