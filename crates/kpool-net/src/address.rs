@@ -82,8 +82,9 @@ impl Address {
         match self {
             Address::Socket(addr) => Ok(vec![*addr]),
             Address::Host { host, port } => {
-                let addrs =
-                    tokio::net::lookup_host((host.as_str(), *port)).await.map_err(|e| Error::new(Step::Resolve, self, e))?;
+                let addrs = tokio::net::lookup_host((host.as_str(), *port))
+                    .await
+                    .map_err(|e| Error::new(Step::Resolve, self, e))?;
                 non_empty(self, addrs.collect())
             }
         }

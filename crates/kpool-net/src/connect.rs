@@ -89,9 +89,9 @@ pub(crate) async fn until<T>(
 ) -> Result<T, Error> {
     match left(deadline, step, target)? {
         None => fut.await,
-        Some(d) => tokio::time::timeout(d, fut).await.unwrap_or_else(|_| {
-            Err(Error::timeout(step, target, deadline.map_or(d, |(_, total)| total)))
-        }),
+        Some(d) => tokio::time::timeout(d, fut)
+            .await
+            .unwrap_or_else(|_| Err(Error::timeout(step, target, deadline.map_or(d, |(_, total)| total)))),
     }
 }
 

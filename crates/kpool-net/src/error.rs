@@ -60,7 +60,7 @@ impl Error {
     /// `step` on `target` failed with `err`. An `io::Error` that wraps a
     /// rustls error is unwrapped, so that `source()` is the rustls error.
     pub(crate) fn new(step: Step, target: impl fmt::Display, err: io::Error) -> Self {
-        let cause: Cause = if err.get_ref().is_some_and(|inner| is_tls_error(inner)) {
+        let cause: Cause = if err.get_ref().is_some_and(is_tls_error) {
             err.into_inner().expect("checked above")
         } else {
             Box::new(err)

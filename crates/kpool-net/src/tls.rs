@@ -125,7 +125,10 @@ mod tokio_tls {
             let deadline = connect::deadline(&self.opts);
             let tcp = connect::tcp(addr, &self.opts, deadline).await?;
             connect::until(deadline, Step::TlsHandshake, addr, async {
-                TlsConnector::from(Arc::clone(&self.config)).connect(name, tcp).await.map_err(|e| Error::new(Step::TlsHandshake, addr, e))
+                TlsConnector::from(Arc::clone(&self.config))
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|e| Error::new(Step::TlsHandshake, addr, e))
             })
             .await
         }

@@ -18,6 +18,7 @@ const ROUNDS: usize = 40;
 
 #[test]
 fn failed_connects_leak_no_file_descriptor() {
+    #[cfg(feature = "tokio")]
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
 

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Mode, Server, echo_blocking};
@@ -18,6 +16,8 @@ async fn two_hundred_tasks_over_ten_connections() {
     use common::echo_async;
     use kpool::Pool;
     use kpool_net::TcpManager;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
     const MAX: usize = 10;
     let server = Server::tcp("127.0.0.1", Mode::Echo);

@@ -116,7 +116,10 @@ mod tokio_tcp {
     }
 }
 
-fn blocking_pool(manager: blocking::TcpManager, addr: impl Into<Address>) -> kpool::blocking::Pool<blocking::TcpManager> {
+fn blocking_pool(
+    manager: blocking::TcpManager,
+    addr: impl Into<Address>,
+) -> kpool::blocking::Pool<blocking::TcpManager> {
     kpool::blocking::Pool::builder(manager)
         .max_size(4)
         .validation_bypass(Duration::ZERO)
@@ -160,7 +163,7 @@ fn blocking_a_connection_the_peer_closed_is_replaced_without_an_error() {
     for _ in 0..5 {
         let mut conn = pool.get().unwrap();
         echo_blocking(&mut *conn, b"after");
-        assert!(!conn.take_error().unwrap().is_some());
+        assert!(conn.take_error().unwrap().is_none());
     }
     let c = pool.counters();
     assert!(c.dead_found >= 1, "{c:?}");

@@ -21,7 +21,12 @@ fn tls_server(names: &[&str]) -> (Server, common::tls::Fixture) {
 }
 
 fn blocking_pool(manager: blocking::TlsManager, addr: Address) -> kpool::blocking::Pool<blocking::TlsManager> {
-    kpool::blocking::Pool::builder(manager).max_size(4).validation_bypass(Duration::ZERO).endpoint(addr).build().unwrap()
+    kpool::blocking::Pool::builder(manager)
+        .max_size(4)
+        .validation_bypass(Duration::ZERO)
+        .endpoint(addr)
+        .build()
+        .unwrap()
 }
 
 #[cfg(feature = "tokio")]
@@ -139,7 +144,10 @@ mod tokio_tls {
         let err = pool.get().await.unwrap_err();
         let cause = err.backend().unwrap();
         assert!(
-            matches!(cause.tls_error(), Some(TlsError::InvalidCertificate(CertificateError::NotValidForNameContext { .. }))),
+            matches!(
+                cause.tls_error(),
+                Some(TlsError::InvalidCertificate(CertificateError::NotValidForNameContext { .. }))
+            ),
             "{cause:?}"
         );
     }

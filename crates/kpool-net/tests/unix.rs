@@ -4,11 +4,11 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{Mode, Server, echo_blocking};
-use kpool::{DisposeReason, ErrorKind, Phase};
-use kpool_net::{Step, UnreadData, blocking};
+use kpool::DisposeReason;
+use kpool_net::blocking;
 
 fn socket_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
     dir.path().join(name)
@@ -18,8 +18,9 @@ fn socket_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
 mod tokio_unix {
     use super::*;
     use common::echo_async;
-    use kpool::Pool;
-    use kpool_net::UnixManager;
+    use kpool::{ErrorKind, Phase, Pool};
+    use kpool_net::{Step, UnixManager, UnreadData};
+    use std::time::Instant;
 
     fn pool(manager: UnixManager, path: PathBuf) -> Pool<UnixManager> {
         Pool::builder(manager).max_size(4).validation_bypass(Duration::ZERO).endpoint(path).build().unwrap()
@@ -88,7 +89,12 @@ mod tokio_unix {
 }
 
 fn blocking_pool(manager: blocking::UnixManager, path: PathBuf) -> kpool::blocking::Pool<blocking::UnixManager> {
-    kpool::blocking::Pool::builder(manager).max_size(4).validation_bypass(Duration::ZERO).endpoint(path).build().unwrap()
+    kpool::blocking::Pool::builder(manager)
+        .max_size(4)
+        .validation_bypass(Duration::ZERO)
+        .endpoint(path)
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -124,7 +130,8 @@ fn blocking_a_connection_the_peer_closed_is_replaced_without_an_error() {
 fn blocking_a_missing_socket_is_a_connect_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = socket_path(&dir, "nobody-here.sock");
-    let pool = kpool::blocking::Pool::builder(blocking::UnixManager::new()).retry_limit(0).endpoint(path).build().unwrap();
+    let pool =
+        kpool::blocking::Pool::builder(blocking::UnixManager::new()).retry_limit(0).endpoint(path).build().unwrap();
     let err = pool.get().unwrap_err();
     let cause = err.backend().unwrap();
     assert!(cause.is_connect(), "{cause:?}");

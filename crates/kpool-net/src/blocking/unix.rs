@@ -57,7 +57,9 @@ impl kpool::blocking::Manager for UnixManager {
             None => sock.connect(&addr),
         }
         .map_err(|e| match deadline {
-            Some((_, total)) if e.kind() == std::io::ErrorKind::TimedOut => Error::timeout(Step::Connect, &target, total),
+            Some((_, total)) if e.kind() == std::io::ErrorKind::TimedOut => {
+                Error::timeout(Step::Connect, &target, total)
+            }
             _ => failed(e),
         })?;
         let stream = UnixStream::from(sock);
