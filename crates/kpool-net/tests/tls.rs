@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::tls::fixture;
 use common::{Mode, Server, echo_blocking};
-use kpool::{DisposeReason, ErrorKind, Phase};
-use kpool_net::rustls::pki_types::ServerName;
+use kpool::DisposeReason;
 use kpool_net::rustls::{CertificateError, Error as TlsError};
 
 use kpool_net::{Address, Step, blocking};
@@ -33,8 +32,9 @@ fn blocking_pool(manager: blocking::TlsManager, addr: Address) -> kpool::blockin
 mod tokio_tls {
     use super::*;
     use common::echo_async;
-    use kpool::Pool;
+    use kpool::{ErrorKind, Phase, Pool};
     use kpool_net::TlsManager;
+    use kpool_net::rustls::pki_types::ServerName;
 
     fn pool(manager: TlsManager, addr: Address) -> Pool<TlsManager> {
         Pool::builder(manager).max_size(4).validation_bypass(Duration::ZERO).endpoint(addr).build().unwrap()
