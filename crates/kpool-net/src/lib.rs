@@ -30,9 +30,11 @@
 //!
 //! # Quick start
 //!
-//! An echo server on a free loopback port, and a pool of connections to it:
+//! An echo server on a free loopback port, and a pool of connections to it
+//! (with the default `tokio` feature):
 //!
-//! ```
+#![cfg_attr(feature = "tokio", doc = "```")]
+#![cfg_attr(not(feature = "tokio"), doc = "```ignore")]
 //! use std::io::{Read, Write};
 //! use kpool::Pool;
 //! use kpool_net::{Address, TcpManager};
@@ -124,7 +126,6 @@
 //! [`UnixManager`]: crate::UnixManager
 
 #![forbid(unsafe_code)]
-#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod address;
 pub mod blocking;
