@@ -28,7 +28,7 @@ impl Step {
         match self {
             Step::Resolve => "failed to resolve",
             Step::Connect => "failed to connect to",
-            Step::TlsHandshake => "failed the TLS handshake with",
+            Step::TlsHandshake => "failed to complete the TLS handshake with",
         }
     }
 
@@ -36,7 +36,7 @@ impl Step {
         match self {
             Step::Resolve => "resolving",
             Step::Connect => "connecting to",
-            Step::TlsHandshake => "in the TLS handshake with",
+            Step::TlsHandshake => "completing the TLS handshake with",
         }
     }
 }

@@ -133,7 +133,7 @@ mod tokio_tls {
             matches!(cause.tls_error(), Some(TlsError::InvalidCertificate(CertificateError::UnknownIssuer))),
             "{cause:?}"
         );
-        assert_eq!(cause.to_string(), format!("failed the TLS handshake with {}", server.addr()));
+        assert_eq!(cause.to_string(), format!("failed to complete the TLS handshake with {}", server.addr()));
         assert_eq!(pool.counters().create_failures, 1, "not retried");
     }
 
@@ -168,7 +168,10 @@ mod tokio_tls {
         assert!(started.elapsed() < Duration::from_secs(5));
         let cause = err.backend().unwrap();
         assert!(cause.is_timeout() && cause.step() == Step::TlsHandshake, "{cause:?}");
-        assert_eq!(cause.to_string(), format!("timed out after 300ms in the TLS handshake with {}", silent.addr()));
+        assert_eq!(
+            cause.to_string(),
+            format!("timed out after 300ms completing the TLS handshake with {}", silent.addr())
+        );
 
         // Without a connect timeout the pool's acquire deadline still ends it.
         let pool = Pool::builder(TlsManager::new(fx.client).connect_timeout(None))
