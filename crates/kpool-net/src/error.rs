@@ -192,3 +192,67 @@ impl std::error::Error for Error {
         self.cause.as_ref().map(|c| &**c as &(dyn std::error::Error + 'static))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    fn io(kind: io::ErrorKind) -> io::Error {
+        io::Error::new(kind, "cause")
+    }
+
+    #[test]
+    fn display_names_the_step_and_the_target() {
+        let cases = [
+            (Error::new(Step::Resolve, "db:5432", io(io::ErrorKind::Other)), "failed to resolve db:5432"),
+            (Error::new(Step::Connect, "db:5432", io(io::ErrorKind::Other)), "failed to connect to db:5432"),
+            (
+                Error::new(Step::TlsHandshake, "db:5432", io(io::ErrorKind::Other)),
+                "failed to complete the TLS handshake with db:5432",
+            ),
+            (Error::timeout(Step::Resolve, "db:1", Duration::from_secs(2)), "timed out after 2s resolving db:1"),
+            (
+                Error::timeout(Step::Connect, "/tmp/s", Duration::from_millis(5)),
+                "timed out after 5ms connecting to /tmp/s",
+            ),
+        ];
+        for (err, text) in cases {
+            assert_eq!(err.to_string(), text);
+        }
+    }
+
+    #[test]
+    fn the_cause_is_the_source() {
+        let err = Error::new(Step::Connect, "x:1", io(io::ErrorKind::ConnectionRefused));
+        let source = err.source().unwrap().downcast_ref::<io::Error>().unwrap();
+        assert_eq!(source.kind(), io::ErrorKind::ConnectionRefused);
+        assert_eq!(err.io_error().unwrap().kind(), io::ErrorKind::ConnectionRefused);
+        assert!(Error::timeout(Step::Connect, "x:1", Duration::ZERO).source().is_none());
+    }
+
+    #[test]
+    fn transient_or_not() {
+        use io::ErrorKind::*;
+        for kind in [ConnectionRefused, ConnectionReset, TimedOut, NotFound, UnexpectedEof] {
+            assert!(Error::new(Step::Connect, "x", io(kind)).is_transient(), "{kind:?}");
+        }
+        for kind in [PermissionDenied, InvalidInput, Other] {
+            assert!(!Error::new(Step::Connect, "x", io(kind)).is_transient(), "{kind:?}");
+        }
+        assert!(!Error::new(Step::Resolve, "x", io(ConnectionRefused)).is_transient(), "resolve errors are final");
+        assert!(Error::timeout(Step::Resolve, "x", Duration::ZERO).is_transient(), "timeouts may pass");
+        assert!(Error::new(Step::TlsHandshake, "x", io(ConnectionReset)).is_transient());
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn a_wrapped_rustls_error_is_unwrapped() {
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let err = Error::new(Step::TlsHandshake, "x:443", io::Error::new(io::ErrorKind::InvalidData, tls.clone()));
+        assert_eq!(err.tls_error(), Some(&tls));
+        assert!(err.source().unwrap().is::<rustls::Error>());
+        assert!(err.io_error().is_none());
+        assert!(err.is_tls() && !err.is_transient());
+    }
+}
