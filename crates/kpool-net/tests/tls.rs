@@ -114,6 +114,16 @@ mod tokio_tls {
     }
 
     #[tokio::test]
+    async fn dispose_sends_close_notify() {
+        let (server, fx) = tls_server(&["127.0.0.1"]);
+        let pool = pool(TlsManager::new(fx.client.clone()), server.addr().into());
+        echo_async(&mut *pool.get().await.unwrap(), b"bye").await;
+        assert!(pool.close_timeout(Duration::from_secs(5)).await.is_clean());
+        common::eventually("the server sees a clean TLS close", || server.clean_closes() == 1);
+        assert_eq!(pool.counters().dispose_errors, 0);
+    }
+
+    #[tokio::test]
     async fn an_untrusted_certificate_fails_at_once() {
         let (server, _) = tls_server(&["127.0.0.1"]);
         let other = fixture(&["127.0.0.1"]); // trusts another certificate
@@ -214,6 +224,16 @@ fn blocking_a_connection_the_peer_closed_is_replaced_without_an_error() {
     let c = pool.counters();
     assert!(c.dead_found >= 1, "{c:?}");
     assert_eq!((c.created, c.errors, c.disposed(DisposeReason::Dead)), (2, 0, 1));
+}
+
+#[test]
+fn blocking_dispose_sends_close_notify() {
+    let (server, fx) = tls_server(&["127.0.0.1"]);
+    let pool = blocking_pool(blocking::TlsManager::new(fx.client), server.addr().into());
+    echo_blocking(&mut *pool.get().unwrap(), b"bye");
+    pool.close();
+    common::eventually("the server sees a clean TLS close", || server.clean_closes() == 1);
+    assert_eq!(pool.counters().dispose_errors, 0);
 }
 
 #[test]

@@ -86,6 +86,9 @@ impl Write for Stream {
 struct Shared {
     stop: AtomicBool,
     accepted: AtomicUsize,
+    /// Connections the client closed cleanly: end of stream (for TLS, after
+    /// its `close_notify`) rather than an error.
+    clean_closes: AtomicUsize,
     /// A clone of every open accepted stream, to kill them from outside.
     open: Mutex<Vec<Stream>>,
     handlers: Mutex<Vec<JoinHandle<()>>>,
@@ -128,7 +131,7 @@ impl Server {
                 let Ok(stream) = stream else { continue };
                 s.accepted.fetch_add(1, Ordering::SeqCst);
                 s.open.lock().unwrap().push(stream.try_clone().unwrap());
-                if let Some(h) = serve(stream, mode.clone()) {
+                if let Some(h) = serve(stream, mode.clone(), Arc::clone(&s)) {
                     s.handlers.lock().unwrap().push(h);
                 }
             }
@@ -144,6 +147,12 @@ impl Server {
     /// Connections accepted so far.
     pub fn accepted(&self) -> usize {
         self.shared.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections the client closed cleanly (end of stream; for TLS, after
+    /// a `close_notify`).
+    pub fn clean_closes(&self) -> usize {
+        self.shared.clean_closes.load(Ordering::SeqCst)
     }
 
     /// Closes every accepted connection from the server's side (both
@@ -185,9 +194,14 @@ impl Server {
     }
 }
 
-fn serve(stream: Stream, mode: Mode) -> Option<JoinHandle<()>> {
+fn serve(stream: Stream, mode: Mode, shared: Arc<Shared>) -> Option<JoinHandle<()>> {
+    let count = move |clean: bool| {
+        if clean {
+            shared.clean_closes.fetch_add(1, Ordering::SeqCst);
+        }
+    };
     match mode {
-        Mode::Echo => Some(std::thread::spawn(move || echo(stream))),
+        Mode::Echo => Some(std::thread::spawn(move || count(echo(stream)))),
         Mode::Silent => {
             // Kept open through the clone in `open` until killed.
             drop(stream);
@@ -196,22 +210,33 @@ fn serve(stream: Stream, mode: Mode) -> Option<JoinHandle<()>> {
         #[cfg(feature = "tls")]
         Mode::TlsEcho(config) => Some(std::thread::spawn(move || {
             let conn = rustls::ServerConnection::new(config).unwrap();
-            echo(rustls::StreamOwned::new(conn, stream));
+            count(echo(rustls::StreamOwned::new(conn, stream)));
         })),
     }
 }
 
-fn echo(mut stream: impl Read + Write) {
+/// Echoes until the client goes; `true` if it closed cleanly.
+fn echo(mut stream: impl Read + Write) -> bool {
     let mut buf = [0; 4096];
     loop {
         match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
+            Ok(0) => return true,
+            Err(_) => return false,
             Ok(n) => {
                 if stream.write_all(&buf[..n]).and_then(|()| stream.flush()).is_err() {
-                    return;
+                    return false;
                 }
             }
         }
+    }
+}
+
+/// Polls `cond` until it holds, for at most 5 s.
+pub fn eventually(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !cond() {
+        assert!(std::time::Instant::now() < deadline, "not within 5 s: {what}");
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
