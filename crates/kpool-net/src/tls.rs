@@ -86,8 +86,8 @@ mod tokio_tls {
     /// - `is_transient` is [`Error::is_transient`]: a certificate the client
     ///   does not trust is returned at once.
     ///
-    /// See the `tls` module example in the crate's tests for a full round
-    /// trip with a generated certificate.
+    /// The `tls_echo` example runs a full round trip against a rustls server
+    /// with a certificate generated on the spot.
     #[derive(Clone, Debug)]
     pub struct TlsManager {
         opts: Options,
