@@ -3,15 +3,15 @@
 //!
 //! | manager | connection | endpoint | feature |
 //! |---|---|---|---|
-//! | [`TcpManager`] | [`tokio::net::TcpStream`] | [`Address`] | `tokio` |
+//! | [`TcpManager`] | [`tokio::net::TcpStream`][tokio-tcp] | [`Address`] | `tokio` |
 //! | [`TlsManager`] | [`TlsStream`] (tokio-rustls) | [`Address`] | `tokio` + `tls` |
-//! | [`UnixManager`] | [`tokio::net::UnixStream`] | [`PathBuf`](std::path::PathBuf) | `tokio`, Unix |
+//! | [`UnixManager`] | [`tokio::net::UnixStream`][tokio-unix] | [`PathBuf`](std::path::PathBuf) | `tokio`, Unix |
 //! | [`blocking::TcpManager`] | [`std::net::TcpStream`] | [`Address`] | — |
 //! | [`blocking::TlsManager`] | [`blocking::TlsStream`] (rustls `StreamOwned`) | [`Address`] | `tls` |
 //! | [`blocking::UnixManager`] | [`std::os::unix::net::UnixStream`] | [`PathBuf`](std::path::PathBuf) | Unix |
 //!
 //! Every manager:
-//! - **creates** within a [`connect_timeout`](TcpManager::connect_timeout)
+//! - **creates** within a [`connect_timeout`](Options::connect_timeout)
 //!   (resolve, connect and TLS handshake together), trying each address a
 //!   host name resolves to, with `TCP_NODELAY` on and optional keepalive. A
 //!   socket that fails to connect is closed at once.
@@ -112,19 +112,54 @@
 //! does so when an acquire is cancelled or times out): the half-open socket
 //! or TLS session is dropped with it and its file descriptor closed.
 //!
-//! [`TlsStream`]: crate::TlsStream
-//! [`TlsManager`]: crate::TlsManager
-//! [`TlsManager::new`]: crate::TlsManager::new
-//! [`blocking::TlsManager`]: crate::blocking::TlsManager
-//! [`blocking::TlsStream`]: crate::blocking::TlsStream
-//! [`tls`]: crate::tls
-//! [`tls::client_config`]: crate::tls::client_config
 //! [`rustls`]: https://docs.rs/rustls/0.23
 //! [`tokio_rustls`]: https://docs.rs/tokio-rustls/0.26
-//! [`TcpManager`]: crate::TcpManager
-//! [`TcpManager::connect_timeout`]: crate::TcpManager::connect_timeout
-//! [`UnixManager`]: crate::UnixManager
-
+#![cfg_attr(feature = "tokio", doc = "[`TcpManager`]: crate::TcpManager")]
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[`TcpManager`]: https://docs.rs/kpool-net/latest/kpool_net/struct.TcpManager.html"
+)]
+#![cfg_attr(feature = "tokio", doc = "[`UnixManager`]: crate::UnixManager")]
+#![cfg_attr(
+    not(feature = "tokio"),
+    doc = "[`UnixManager`]: https://docs.rs/kpool-net/latest/kpool_net/struct.UnixManager.html"
+)]
+#![cfg_attr(feature = "tokio", doc = "[tokio-tcp]: tokio::net::TcpStream")]
+#![cfg_attr(not(feature = "tokio"), doc = "[tokio-tcp]: https://docs.rs/tokio/1/tokio/net/struct.TcpStream.html")]
+#![cfg_attr(feature = "tokio", doc = "[tokio-unix]: tokio::net::UnixStream")]
+#![cfg_attr(not(feature = "tokio"), doc = "[tokio-unix]: https://docs.rs/tokio/1/tokio/net/struct.UnixStream.html")]
+#![cfg_attr(all(feature = "tls", feature = "tokio"), doc = "[`TlsStream`]: crate::TlsStream")]
+#![cfg_attr(
+    not(all(feature = "tls", feature = "tokio")),
+    doc = "[`TlsStream`]: https://docs.rs/kpool-net/latest/kpool_net/type.TlsStream.html"
+)]
+#![cfg_attr(all(feature = "tls", feature = "tokio"), doc = "[`TlsManager`]: crate::TlsManager")]
+#![cfg_attr(
+    not(all(feature = "tls", feature = "tokio")),
+    doc = "[`TlsManager`]: https://docs.rs/kpool-net/latest/kpool_net/struct.TlsManager.html"
+)]
+#![cfg_attr(all(feature = "tls", feature = "tokio"), doc = "[`TlsManager::new`]: crate::TlsManager::new")]
+#![cfg_attr(
+    not(all(feature = "tls", feature = "tokio")),
+    doc = "[`TlsManager::new`]: https://docs.rs/kpool-net/latest/kpool_net/struct.TlsManager.html#method.new"
+)]
+#![cfg_attr(feature = "tls", doc = "[`blocking::TlsManager`]: crate::blocking::TlsManager")]
+#![cfg_attr(
+    not(feature = "tls"),
+    doc = "[`blocking::TlsManager`]: https://docs.rs/kpool-net/latest/kpool_net/blocking/struct.TlsManager.html"
+)]
+#![cfg_attr(feature = "tls", doc = "[`blocking::TlsStream`]: crate::blocking::TlsStream")]
+#![cfg_attr(
+    not(feature = "tls"),
+    doc = "[`blocking::TlsStream`]: https://docs.rs/kpool-net/latest/kpool_net/blocking/type.TlsStream.html"
+)]
+#![cfg_attr(feature = "tls", doc = "[`tls`]: crate::tls")]
+#![cfg_attr(not(feature = "tls"), doc = "[`tls`]: https://docs.rs/kpool-net/latest/kpool_net/tls/index.html")]
+#![cfg_attr(feature = "tls", doc = "[`tls::client_config`]: crate::tls::client_config")]
+#![cfg_attr(
+    not(feature = "tls"),
+    doc = "[`tls::client_config`]: https://docs.rs/kpool-net/latest/kpool_net/tls/fn.client_config.html"
+)]
 #![forbid(unsafe_code)]
 
 mod address;

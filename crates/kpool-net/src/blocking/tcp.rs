@@ -7,7 +7,7 @@ use crate::probe::peek_blocking;
 use crate::{Address, Options, connect};
 
 /// Pools [`std::net::TcpStream`]s, keyed by [`Address`]; the blocking twin
-/// of [`crate::TcpManager`].
+/// of [`crate::TcpManager`][tokio-twin].
 ///
 /// ```
 /// use std::io::{Read, Write};
@@ -25,6 +25,11 @@ use crate::{Address, Options, connect};
 /// assert_eq!(&buf, b"ping");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[cfg_attr(feature = "tokio", doc = "[tokio-twin]: crate::TcpManager")]
+#[cfg_attr(
+    not(feature = "tokio"),
+    doc = "[tokio-twin]: https://docs.rs/kpool-net/latest/kpool_net/struct.TcpManager.html"
+)]
 #[derive(Clone, Debug, Default)]
 pub struct TcpManager {
     opts: Options,

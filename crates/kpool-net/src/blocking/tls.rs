@@ -14,7 +14,7 @@ use crate::{Address, Options, connect};
 pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 
 /// Pools TLS connections over std TCP ([`TlsStream`]), keyed by [`Address`];
-/// the blocking twin of [`crate::TlsManager`].
+/// the blocking twin of [`crate::TlsManager`][tokio-twin].
 ///
 /// `create` connects, then completes the handshake at once (not on first
 /// use), so certificate errors surface from the acquire; the socket's read
@@ -22,6 +22,11 @@ pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 /// [`connect_timeout`](TlsManager::connect_timeout), then are set to the
 /// [`io_timeout`](TlsManager::io_timeout). `dispose` sends `close_notify`
 /// without blocking (best effort).
+#[cfg_attr(feature = "tokio", doc = "[tokio-twin]: crate::TlsManager")]
+#[cfg_attr(
+    not(feature = "tokio"),
+    doc = "[tokio-twin]: https://docs.rs/kpool-net/latest/kpool_net/struct.TlsManager.html"
+)]
 #[derive(Clone, Debug)]
 pub struct TlsManager {
     opts: Options,

@@ -8,7 +8,7 @@ use crate::probe::peek_blocking;
 use crate::{Options, connect};
 
 /// Pools [`std::os::unix::net::UnixStream`]s, keyed by the socket's path;
-/// the blocking twin of [`crate::UnixManager`].
+/// the blocking twin of [`crate::UnixManager`][tokio-twin].
 ///
 /// ```
 /// use kpool::blocking::Pool;
@@ -26,6 +26,11 @@ use crate::{Options, connect};
 /// # drop(conn); std::fs::remove_dir_all(&dir)?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[cfg_attr(feature = "tokio", doc = "[tokio-twin]: crate::UnixManager")]
+#[cfg_attr(
+    not(feature = "tokio"),
+    doc = "[tokio-twin]: https://docs.rs/kpool-net/latest/kpool_net/struct.UnixManager.html"
+)]
 #[derive(Clone, Debug, Default)]
 pub struct UnixManager {
     opts: Options,
