@@ -22,6 +22,7 @@ pub type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 /// [`connect_timeout`](TlsManager::connect_timeout), then are set to the
 /// [`io_timeout`](TlsManager::io_timeout). `dispose` sends `close_notify`
 /// without blocking (best effort).
+///
 #[cfg_attr(feature = "tokio", doc = "[tokio-twin]: crate::TlsManager")]
 #[cfg_attr(
     not(feature = "tokio"),
