@@ -473,7 +473,9 @@ impl<'a, M: Manager> Pooled<'a, M> {
         // A hook that panicked or hung leaves the connection untrusted; one
         // that returned an error leaves it pooled (SPEC: the error is counted).
         let untrusted = result.as_ref().is_err_and(|e| e.kind() != ErrorKind::Backend(Phase::OnRelease));
-        inner.give_back(conn, this.state == Use::Broken || untrusted);
+        conn.suspect |= result.is_err();
+        let broken = this.state == Use::Broken || untrusted || inner.is_broken(&conn);
+        inner.give_back(conn, broken);
         result
     }
 }
@@ -628,7 +630,12 @@ fn fast<'a, M: Manager>(
         let Conn { ep, raw, .. } = &mut conn;
         match poll_once(cx, inner.manager.on_release(&ep.key, raw)) {
             Some(Ok(())) => {}
-            Some(Err(e)) => inner.release_failed(ep, &Error::backend_error(Phase::OnRelease, e)),
+            Some(Err(e)) => {
+                // The cleanup failed: let the slow path health-check it.
+                inner.release_failed(ep, &Error::backend_error(Phase::OnRelease, e));
+                conn.suspect = true;
+                return Fast::Slow(pool, Some(Step::Ready(conn)), start, true);
+            }
             None => {
                 let mut out = Vec::new();
                 core.discard(conn, DisposeReason::Broken, &mut out);
@@ -675,11 +682,13 @@ fn poll_once<F: Future>(cx: &mut Context<'_>, fut: F) -> Option<F::Output> {
     }
 }
 
-/// Whether a reused connection is due a health check.
+/// Whether a reused connection is due a health check: outside the bypass
+/// window, or always after its `on_release` hook failed.
 fn needs_check<K, C>(cfg: &Config, conn: &Conn<K, C>, now: Instant, fresh: bool) -> bool {
-    !fresh
-        && cfg.validate_on_acquire
-        && now.into_std().saturating_duration_since(conn.returned) >= cfg.validation_bypass
+    conn.suspect
+        || (!fresh
+            && cfg.validate_on_acquire
+            && now.into_std().saturating_duration_since(conn.returned) >= cfg.validation_bypass)
 }
 
 /// What the slow path needs to know about the request.
@@ -863,6 +872,8 @@ async fn prepare<M: Manager>(
                 inner.kill(guard, DisposeReason::Broken);
                 return Err(Prepared::Dead);
             }
+            // The cleanup failed: the connection stays, but is checked now.
+            guard.conn.as_mut().expect("present").suspect = true;
         }
     }
     let conn = guard.conn.as_mut().expect("present");
@@ -873,7 +884,10 @@ async fn prepare<M: Manager>(
         #[cfg(feature = "tracing-spans")]
         let fut = tracing::Instrument::instrument(fut, tracing::debug_span!("kpool.check", endpoint = ?ep.key));
         let failure = match timed(deadline.into(), &mut io, fut).await {
-            Timed::Done(Ok(true)) => None,
+            Timed::Done(Ok(true)) => {
+                guard.conn.as_mut().expect("present").suspect = false;
+                None
+            }
             Timed::Done(Ok(false)) => Some(Prepared::Dead),
             Timed::Done(Err(e)) => Some(Prepared::Fail(Error::backend_error(Phase::Check, e))),
             Timed::Panicked(p) => Some(Prepared::Fail(Error::panicked(Phase::Check, p))),
@@ -1142,6 +1156,11 @@ impl<M: Manager> Inner<M> {
         Err(res)
     }
 
+    /// `Manager::is_broken`, a panic counting as broken.
+    fn is_broken(&self, conn: &CoreConn<M>) -> bool {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.manager.is_broken(&conn.ep.key, &conn.raw))).unwrap_or(true)
+    }
+
     /// Counts and logs a failed `on_release`.
     fn release_failed(&self, ep: &EpInfo<Endpoint<M>>, err: &Error<MError<M>>) {
         bump(&ep.stats.counters.release_errors);
@@ -1182,8 +1201,7 @@ impl<M: Manager> Inner<M> {
             Use::Preparing | Use::Broken => true,
             Use::User => {
                 conn.pending_release = true;
-                std::panic::catch_unwind(AssertUnwindSafe(|| self.manager.is_broken(&conn.ep.key, &conn.raw)))
-                    .unwrap_or(true)
+                self.is_broken(&conn)
             }
         };
         let mut out = Vec::new();

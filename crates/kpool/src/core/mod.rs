@@ -87,6 +87,9 @@ pub(crate) struct Conn<K, C> {
     pub(crate) pending_release: bool,
     /// When it was last handed to a user (for the usage histogram).
     pub(crate) out_since: Instant,
+    /// Its `on_release` hook failed: health-check it on the next checkout
+    /// even inside the bypass window.
+    pub(crate) suspect: bool,
 }
 
 impl<K, C> Conn<K, C> {
@@ -383,6 +386,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
             uses: 0,
             pending_release: false,
             out_since: now,
+            suspect: false,
         })
     }
 
