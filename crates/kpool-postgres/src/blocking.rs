@@ -129,6 +129,29 @@ impl<E, T> fmt::Debug for Manager<E, T> {
     }
 }
 
+/// Whether the client is closed, after reading what the server sent while it
+/// sat idle. A blocking client's socket is read only during calls, so a
+/// server-side close (a killed backend) stays unseen until something polls
+/// it. The driver's only way to poll an idle client is its notifications API;
+/// its non-blocking iterator never turns the client's I/O driver, so this
+/// waits for a notification for 1 ms instead (about 2 ms with the timer's
+/// granularity; it returns at once when the server closed the connection).
+/// A notification that arrives at that moment is dropped.
+fn closed_after_poll(conn: &mut Client) -> bool {
+    use postgres::fallible_iterator::FallibleIterator;
+
+    if conn.is_closed() {
+        return true;
+    }
+    if conn.notifications().is_empty() {
+        if let Err(error) = conn.notifications().timeout_iter(Duration::from_millis(1)).next() {
+            tracing::debug!(%error, "postgres connection failed while idle");
+            return true;
+        }
+    }
+    conn.is_closed()
+}
+
 impl<E, T> kpool::blocking::Manager for Manager<E, T>
 where
     E: Endpoint,
@@ -146,11 +169,11 @@ where
     }
 
     fn check_alive(&self, endpoint: &E, conn: &mut Client) -> Result<bool, Error> {
+        if !self.method.round_trip() {
+            return Ok(!closed_after_poll(conn));
+        }
         if conn.is_closed() {
             return Ok(false);
-        }
-        if !self.method.round_trip() {
-            return Ok(true);
         }
         // An empty query under the check timeout; any failure means dead.
         Ok(conn

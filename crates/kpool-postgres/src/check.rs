@@ -15,8 +15,11 @@ use tokio_postgres::error::SqlState;
 #[non_exhaustive]
 pub enum CheckMethod {
     /// Only asks the driver whether the connection is closed: no round trip.
-    /// Misses a server-side close the driver has not read yet (the next query
-    /// then fails, and the connection is disposed when returned).
+    /// The async client's I/O task reads a server-side close (a killed
+    /// backend) as it happens; the blocking client reads its socket only
+    /// during calls, so its check polls it, waiting up to about 2 ms. A close
+    /// the driver has not read yet is missed: the next query fails, and the
+    /// connection is disposed when returned.
     Fast,
     /// Sends an empty query and waits for the answer: one round trip; notices
     /// a killed backend or a dead network path.
