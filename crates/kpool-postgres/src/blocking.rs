@@ -83,13 +83,7 @@ impl<E, T> Manager<E, T> {
 
     /// Connects through a TLS connector. Defaults to [`NoTls`].
     pub fn tls<T2>(self, tls: T2) -> Manager<E, T2> {
-        Manager {
-            base: self.base,
-            tls,
-            method: self.method,
-            check_timeout: self.check_timeout,
-            _endpoint: PhantomData,
-        }
+        Manager { base: self.base, tls, method: self.method, check_timeout: self.check_timeout, _endpoint: PhantomData }
     }
 
     /// How connections are checked and cleaned. Defaults to

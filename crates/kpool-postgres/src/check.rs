@@ -90,7 +90,10 @@ pub fn is_transient(error: &tokio_postgres::Error) -> bool {
     }
     // No server error and no I/O error: configuration, authentication
     // method or protocol problems, which a retry does not fix.
-    !matches!(error.to_string().as_str(), "invalid configuration" | "invalid connection string" | "authentication error")
+    !matches!(
+        error.to_string().as_str(),
+        "invalid configuration" | "invalid connection string" | "authentication error"
+    )
 }
 
 fn is_transient_code(code: &SqlState) -> bool {

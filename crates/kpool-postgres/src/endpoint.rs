@@ -11,6 +11,11 @@ use tokio_postgres::config::Host;
 /// - `String` and `&'static str`: a database name on the base host;
 /// - [`Target`]: any of host, port, database and user overridden.
 ///
+/// A `&'static str` key is handy, but an acquire future for it cannot be
+/// spawned (`tokio::spawn`): the compiler cannot prove it `Send` for every
+/// lifetime ("implementation of `Endpoint` is not general enough"). Use
+/// `String` keys in code that spawns.
+///
 /// Implement it for your own key (a tenant id, a shard number) to map it to a
 /// database or host; the pool keeps separate limits per key.
 pub trait Endpoint: kpool::Endpoint {
@@ -186,7 +191,8 @@ mod tests {
     use super::*;
 
     fn base() -> Config {
-        let mut c: Config = "postgres://root:pw@127.0.0.1:5432/test?application_name=app&connect_timeout=3".parse().unwrap();
+        let mut c: Config =
+            "postgres://root:pw@127.0.0.1:5432/test?application_name=app&connect_timeout=3".parse().unwrap();
         c.keepalives(false);
         c
     }

@@ -52,7 +52,8 @@ async fn reused_connection_is_verified_and_transaction_helpers_work() {
     {
         let mut conn = pool.get().await.unwrap();
         let tx = conn.transaction().await.unwrap();
-        let n: i64 = tx.query_one("SELECT count(*) FROM pg_class WHERE relname = 'pg_class'", &[]).await.unwrap().get(0);
+        let n: i64 =
+            tx.query_one("SELECT count(*) FROM pg_class WHERE relname = 'pg_class'", &[]).await.unwrap().get(0);
         assert_eq!(n, 1);
         tx.commit().await.unwrap();
     }
@@ -66,7 +67,7 @@ async fn reused_connection_is_verified_and_transaction_helpers_work() {
 async fn killed_while_idle(method: CheckMethod) {
     let pool: Pool =
         Pool::builder(manager().check_method(method)).max_size(2).validation_bypass(Duration::ZERO).build().unwrap();
-    let old = pid(&*pool.get().await.unwrap()).await;
+    let old = pid(&pool.get().await.unwrap()).await;
     kill(old).await;
 
     let conn = pool.get().await.expect("the caller sees no error");
