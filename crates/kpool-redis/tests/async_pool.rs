@@ -55,7 +55,7 @@ async fn round_trip_and_reuse() {
 async fn killed_idle_connection_is_replaced() {
     require_redis!();
     let pool: Pool = Pool::builder(manager()).max_size(2).validation_bypass(Duration::ZERO).build().unwrap();
-    let old = client_id(&mut *pool.get().await.unwrap()).await;
+    let old = client_id(&mut pool.get().await.unwrap()).await;
     kill(old).await;
 
     let mut conn = pool.get().await.expect("the caller sees no error");
