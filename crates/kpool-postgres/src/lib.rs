@@ -68,9 +68,12 @@
 //! connection the server killed is found by the check, disposed, and the
 //! acquire carries on with another one: the caller sees no error.
 //!
-//! The async pool cannot await in a guard's `Drop`, so it runs the cleanup
-//! of a dropped guard when the connection is next checked out (before anyone
-//! uses it); `kpool::Pooled::release(conn).await` runs it at once. The
+//! The async pool cannot await in a guard's `Drop`. When a guard is dropped
+//! the manager queues the cleanup on the connection at once, without waiting
+//! for the answer, so an abandoned transaction ends (and drops its locks)
+//! right away; the pool then runs the cleanup again, awaited, when the
+//! connection is next checked out, before anyone uses it.
+//! `kpool::Pooled::release(conn).await` runs it awaited at once. The
 //! blocking pool runs it in the guard's drop.
 //!
 //! # Errors and retries

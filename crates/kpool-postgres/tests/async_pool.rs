@@ -137,6 +137,25 @@ async fn clean_rolls_back_an_open_transaction() {
 }
 
 #[tokio::test]
+async fn clean_ends_an_abandoned_transaction_without_waiting_for_a_checkout() {
+    // Dropping a guard cannot await, yet the server sees the ROLLBACK at once:
+    // the transaction's locks are not held until the connection's next use.
+    require_pg!();
+    let pool: Pool = Pool::builder(manager().check_method(CheckMethod::ROLLBACK)).max_size(1).build().unwrap();
+    let pid = {
+        let conn = pool.get().await.unwrap();
+        conn.batch_execute("BEGIN; SELECT txid_current();").await.unwrap();
+        pid(&conn).await
+    };
+    let start = Instant::now();
+    while state(pid).await.as_deref() != Some("idle") {
+        assert!(start.elapsed() < Duration::from_secs(5), "still {:?}", state(pid).await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pool.counters().acquired, 1, "no checkout in between");
+}
+
+#[tokio::test]
 async fn verified_leaves_an_open_transaction_open() {
     // The contrast to the test above: without Clean the transaction survives.
     require_pg!();
