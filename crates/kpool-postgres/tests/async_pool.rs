@@ -268,3 +268,34 @@ async fn load_200_tasks_over_10_connections() {
     let report = pool.close_timeout(Duration::from_secs(5)).await;
     assert!(report.is_clean());
 }
+
+#[tokio::test]
+async fn close_ends_the_server_sessions() {
+    require_pg!();
+    let pool: Pool = Pool::builder(manager()).max_size(3).build().unwrap();
+    let (a, b, c) = tokio::join!(pool.get(), pool.get(), pool.get());
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    let pids = vec![pid(&a).await, pid(&b).await, pid(&c).await];
+    drop((a, b));
+    pool.close();
+    assert!(pool.get().await.unwrap_err().is_closed());
+    drop(c); // returned after close: disposed, never fails
+    let start = Instant::now();
+    loop {
+        let pids = pids.clone();
+        let alive: i64 = tokio::task::spawn_blocking(move || {
+            common::admin()
+                .query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)", &[&pids])
+                .unwrap()
+                .get(0)
+        })
+        .await
+        .unwrap();
+        if alive == 0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{alive} sessions still open after close");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pool.counters().disposed(DisposeReason::Closed), 3);
+}
