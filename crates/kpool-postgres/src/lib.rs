@@ -87,14 +87,16 @@
 //! # TLS
 //!
 //! The managers are generic over the driver's `MakeTlsConnect`: pass any TLS
-//! connector (`tokio-postgres-rustls`, `postgres-native-tls`, `postgres-openssl`)
-//! to [`Manager::tls`]. This crate depends on none of them, so it builds no
-//! TLS stack you do not use.
+//! connector to [`Manager::tls`]. The `tls` feature brings one, on rustls
+//! (the `tls` module); without it this crate builds no TLS stack, and
+//! `postgres-native-tls` or `postgres-openssl` work just as well.
 //!
 //! # Feature flags
 //!
 //! - `blocking` (default): the [`blocking`] module and the [`postgres`]
 //!   re-export, on the `postgres` crate.
+//! - `tls`: the `tls` module: a rustls connector (`ring` provider, through
+//!   `tokio-postgres-rustls`) and a PEM loader for its trusted roots.
 
 #![forbid(unsafe_code)]
 
@@ -103,6 +105,8 @@ pub mod blocking;
 mod check;
 mod endpoint;
 mod manager;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use check::{CheckMethod, is_transient};
 pub use endpoint::{Endpoint, Target};
