@@ -55,6 +55,9 @@ impl PoolName for ByType {
 ///
 /// Helpers are associated functions (`Conn::mark_broken(&mut conn)`), so
 /// they never clash with the connection's methods.
+///
+/// It acquires from the pool's default endpoint; for a keyed pool without
+/// one, take [`PoolOf`] and call `get_for`.
 pub struct Conn<M: Manager, N: PoolName = ByType> {
     conn: OwnedPooled<M>,
     _name: PhantomData<fn() -> N>,
