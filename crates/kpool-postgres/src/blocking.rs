@@ -14,6 +14,12 @@
 //! assert_eq!(row.get::<_, i32>(0), 42);
 //! # Ok(()) }
 //! ```
+//!
+//! Each `postgres::Client` drives its socket with a small tokio runtime of its
+//! own, and tokio forbids starting a runtime inside another: use this pool
+//! from plain threads (or `tokio::task::spawn_blocking`), not from async
+//! code, where creating a connection would panic (the pool catches the panic
+//! and returns it as an error).
 
 use std::fmt;
 use std::marker::PhantomData;

@@ -67,14 +67,18 @@ impl CheckMethod {
 /// login or the database — SQLSTATE class 28 (invalid authorization: unknown
 /// role, wrong password, no `pg_hba.conf` entry), class 3D (unknown
 /// database), class 42 (bad startup options) and any other server error
-/// outside the classes below; an invalid configuration; a host name that does
-/// not exist. Transient (retried up to the pool's `retry_limit`): I/O errors
+/// outside the classes below; an invalid configuration; a failed TLS
+/// handshake (untrusted certificate); a host name that does not exist. Transient (retried up to the pool's `retry_limit`): I/O errors
 /// (refused, reset, timed out, a temporary DNS failure) and the server errors
 /// of classes 08 (connection exception), 53 (too many connections, out of
 /// memory), 57 (shutting down, starting up) and 58 (system error).
 pub fn is_transient(error: &tokio_postgres::Error) -> bool {
     if let Some(code) = error.code() {
         return is_transient_code(code);
+    }
+    if error.to_string() == "error performing TLS handshake" {
+        // An untrusted certificate or a protocol mismatch stays that way.
+        return false;
     }
     let mut source = error.source();
     while let Some(e) = source {

@@ -68,9 +68,12 @@
 //! connection the server killed is found by the check, disposed, and the
 //! acquire carries on with another one: the caller sees no error.
 //!
-//! The async pool cannot await in a guard's `Drop`, so it runs the cleanup
-//! of a dropped guard when the connection is next checked out (before anyone
-//! uses it); `kpool::Pooled::release(conn).await` runs it at once. The
+//! The async pool cannot await in a guard's `Drop`. When a guard is dropped
+//! the manager queues the cleanup on the connection at once, without waiting
+//! for the answer, so an abandoned transaction ends (and drops its locks)
+//! right away; the pool then runs the cleanup again, awaited, when the
+//! connection is next checked out, before anyone uses it.
+//! `kpool::Pooled::release(conn).await` runs it awaited at once. The
 //! blocking pool runs it in the guard's drop.
 //!
 //! # Errors and retries
@@ -84,14 +87,16 @@
 //! # TLS
 //!
 //! The managers are generic over the driver's `MakeTlsConnect`: pass any TLS
-//! connector (`tokio-postgres-rustls`, `postgres-native-tls`, `postgres-openssl`)
-//! to [`Manager::tls`]. This crate depends on none of them, so it builds no
-//! TLS stack you do not use.
+//! connector to [`Manager::tls`]. The `tls` feature brings one, on rustls
+//! (the `tls` module); without it this crate builds no TLS stack, and
+//! `postgres-native-tls` or `postgres-openssl` work just as well.
 //!
 //! # Feature flags
 //!
 //! - `blocking` (default): the [`blocking`] module and the [`postgres`]
 //!   re-export, on the `postgres` crate.
+//! - `tls`: the `tls` module: a rustls connector (`ring` provider, through
+//!   `tokio-postgres-rustls`) and a PEM loader for its trusted roots.
 
 #![forbid(unsafe_code)]
 
@@ -100,6 +105,8 @@ pub mod blocking;
 mod check;
 mod endpoint;
 mod manager;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use check::{CheckMethod, is_transient};
 pub use endpoint::{Endpoint, Target};

@@ -4,6 +4,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::str::FromStr;
+use std::task::{Context, Waker};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -179,6 +180,17 @@ impl fmt::Debug for Connection {
     }
 }
 
+/// Queues `statement` on the connection without waiting for its answer,
+/// from synchronous code: the first poll of the driver's query future hands
+/// the request to the connection task (tokio-postgres' own `Transaction`
+/// drop sends its `ROLLBACK` the same way), and the answer is discarded when
+/// the future is dropped. Requests run in order, so anything sent later runs
+/// after it. Best effort: the awaited cleanup in `on_release` still runs.
+fn send_now(client: &Client, statement: &str) {
+    let mut query = std::pin::pin!(client.simple_query(statement));
+    let _ = query.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+}
+
 impl<E, T> kpool::Manager for Manager<E, T>
 where
     E: Endpoint,
@@ -228,7 +240,15 @@ where
     }
 
     fn is_broken(&self, _: &E, conn: &Connection) -> bool {
-        conn.is_closed()
+        if conn.is_closed() {
+            return true;
+        }
+        // A guard was dropped: `on_release` waits for the next checkout, but
+        // an abandoned transaction should not hold its locks that long.
+        for statement in self.method.cleanup() {
+            send_now(&conn.client, statement);
+        }
+        false
     }
 
     async fn on_release(&self, _: &E, conn: &mut Connection) -> Result<(), Error> {

@@ -137,6 +137,25 @@ async fn clean_rolls_back_an_open_transaction() {
 }
 
 #[tokio::test]
+async fn clean_ends_an_abandoned_transaction_without_waiting_for_a_checkout() {
+    // Dropping a guard cannot await, yet the server sees the ROLLBACK at once:
+    // the transaction's locks are not held until the connection's next use.
+    require_pg!();
+    let pool: Pool = Pool::builder(manager().check_method(CheckMethod::ROLLBACK)).max_size(1).build().unwrap();
+    let pid = {
+        let conn = pool.get().await.unwrap();
+        conn.batch_execute("BEGIN; SELECT txid_current();").await.unwrap();
+        pid(&conn).await
+    };
+    let start = Instant::now();
+    while state(pid).await.as_deref() != Some("idle") {
+        assert!(start.elapsed() < Duration::from_secs(5), "still {:?}", state(pid).await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(pool.counters().acquired, 1, "no checkout in between");
+}
+
+#[tokio::test]
 async fn verified_leaves_an_open_transaction_open() {
     // The contrast to the test above: without Clean the transaction survives.
     require_pg!();
@@ -248,4 +267,35 @@ async fn load_200_tasks_over_10_connections() {
     assert!(c.created <= MAX as u64, "{c:?}");
     let report = pool.close_timeout(Duration::from_secs(5)).await;
     assert!(report.is_clean());
+}
+
+#[tokio::test]
+async fn close_ends_the_server_sessions() {
+    require_pg!();
+    let pool: Pool = Pool::builder(manager()).max_size(3).build().unwrap();
+    let (a, b, c) = tokio::join!(pool.get(), pool.get(), pool.get());
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    let pids = vec![pid(&a).await, pid(&b).await, pid(&c).await];
+    drop((a, b));
+    pool.close();
+    assert!(pool.get().await.unwrap_err().is_closed());
+    drop(c); // returned after close: disposed, never fails
+    let start = Instant::now();
+    loop {
+        let pids = pids.clone();
+        let alive: i64 = tokio::task::spawn_blocking(move || {
+            common::admin()
+                .query_one("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)", &[&pids])
+                .unwrap()
+                .get(0)
+        })
+        .await
+        .unwrap();
+        if alive == 0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "{alive} sessions still open after close");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pool.counters().disposed(DisposeReason::Closed), 3);
 }

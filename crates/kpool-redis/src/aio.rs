@@ -190,8 +190,12 @@ impl<E: Endpoint> kpool::Manager for Manager<E> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(self.connection_timeout)
             .set_response_timeout(self.response_timeout);
-        let inner = client.get_multiplexed_async_connection_with_config(&config).await?;
-        Ok(Connection { inner, broken: false })
+        let mut conn =
+            Connection { inner: client.get_multiplexed_async_connection_with_config(&config).await?, broken: false };
+        // A server that wants a password accepts the socket and then refuses
+        // every command (NOAUTH): one PING makes that a create error.
+        redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        Ok(conn)
     }
 
     async fn check_alive(&self, endpoint: &E, conn: &mut Connection) -> RedisResult<bool> {

@@ -118,9 +118,12 @@ impl<E: Endpoint> kpool::blocking::Manager for Manager<E> {
 
     fn create(&self, endpoint: &E) -> RedisResult<Connection> {
         let client = Client::open(endpoint.connection_info(&self.base)?)?;
-        let conn = client.get_connection_with_timeout(self.connect_timeout)?;
+        let mut conn = client.get_connection_with_timeout(self.connect_timeout)?;
         conn.set_read_timeout(self.io_timeout)?;
         conn.set_write_timeout(self.io_timeout)?;
+        // A server that wants a password accepts the socket and then refuses
+        // every command (NOAUTH): one PING makes that a create error.
+        redis::cmd("PING").query::<()>(&mut conn)?;
         Ok(conn)
     }
 

@@ -55,7 +55,7 @@ async fn round_trip_and_reuse() {
 async fn killed_idle_connection_is_replaced() {
     require_redis!();
     let pool: Pool = Pool::builder(manager()).max_size(2).validation_bypass(Duration::ZERO).build().unwrap();
-    let old = client_id(&mut *pool.get().await.unwrap()).await;
+    let old = client_id(&mut pool.get().await.unwrap()).await;
     kill(old).await;
 
     let mut conn = pool.get().await.expect("the caller sees no error");
@@ -170,4 +170,32 @@ async fn load_200_tasks_over_10_connections() {
     assert_eq!((c.errors, c.timeouts), (0, 0), "{c:?}");
     assert!(c.created <= MAX as u64, "{c:?}");
     assert!(pool.close_timeout(Duration::from_secs(5)).await.is_clean());
+}
+
+#[tokio::test]
+async fn close_ends_the_server_connections() {
+    require_redis!();
+    let pool: Pool = Pool::builder(manager()).max_size(3).build().unwrap();
+    let (a, b, c) = tokio::join!(pool.get(), pool.get(), pool.get());
+    let (mut a, mut b, mut c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    let ids = vec![client_id(&mut a).await, client_id(&mut b).await, client_id(&mut c).await];
+    drop((a, b));
+    pool.close();
+    assert!(pool.get().await.unwrap_err().is_closed());
+    drop(c); // returned after close: disposed, never fails
+    let start = Instant::now();
+    loop {
+        let ids = ids.clone();
+        let listed: String = tokio::task::spawn_blocking(move || {
+            redis::cmd("CLIENT").arg("LIST").arg("ID").arg(&ids).query(&mut common::admin()).unwrap()
+        })
+        .await
+        .unwrap();
+        if listed.trim().is_empty() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "still connected after close: {listed}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pool.counters().disposed(DisposeReason::Closed), 3);
 }
