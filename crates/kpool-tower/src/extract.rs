@@ -10,7 +10,7 @@ use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
-use kpool::{ErrorKind, Manager, OwnedPooled, Pooled};
+use kpool::{ErrorKind, Manager, OwnedPooled, Phase, Pooled};
 
 use crate::pools::{Options, Pools, describe};
 
@@ -229,7 +229,11 @@ impl ConnRejection {
     fn from_error<E: fmt::Debug>(pool: &str, e: &kpool::Error<E>, options: &Options) -> Self {
         let detail = describe(e);
         let unavailable = e.is_timeout() || e.is_closed();
-        if unavailable {
+        if e.kind() == ErrorKind::Timeout(Phase::Wait) && e.backend().is_none() {
+            // Plain exhaustion: counted in the pool's metrics; a warning per
+            // rejected request would flood the log under overload.
+            tracing::debug!(pool, error = %detail, "no connection for the request");
+        } else if unavailable {
             tracing::warn!(pool, error = %detail, "no connection for the request");
         } else {
             tracing::error!(pool, error = %detail, "no connection for the request");

@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kpool::{Config, ConfigError, ErrorKind, Manager, Pooled, Registry};
+use kpool::{Config, ConfigError, ErrorKind, Manager, Phase, Pooled, Registry};
 
 /// The name of the PostgreSQL pool built from `DATABASE_URL`.
 pub const DB: &str = "db";
@@ -41,7 +41,11 @@ impl Entry {
         let probe: Probe = Arc::new(move |timeout| {
             let pool = probed.clone();
             Box::pin(async move {
-                tokio::time::timeout(timeout, probe(&pool, timeout)).await.unwrap_or(Err(Failure::timed_out(timeout)))
+                // The acquire has `timeout` itself and says why it timed out;
+                // this bound (a little later, so the pool's answer wins)
+                // catches a check that hangs.
+                let bound = timeout + Duration::from_millis(50);
+                tokio::time::timeout(bound, probe(&pool, timeout)).await.unwrap_or(Err(Failure::timed_out(timeout)))
             })
         });
         Entry { pool: Box::new(pool), type_id: TypeId::of::<kpool::Pool<M>>(), probe }
@@ -274,6 +278,9 @@ impl Failure {
 
     pub(crate) fn from_error<E: fmt::Debug>(e: &kpool::Error<E>) -> Self {
         let reason = match e.kind() {
+            // Waited in line the whole time and nothing failed: every
+            // connection is busy (the backend may well be fine).
+            ErrorKind::Timeout(Phase::Wait) if e.backend().is_none() => "busy",
             ErrorKind::Timeout(_) => "timeout",
             ErrorKind::Closed => "closed",
             ErrorKind::Backend(_) => "error",
@@ -289,7 +296,8 @@ impl Failure {
         self.kind
     }
 
-    /// A one-word reason: `timeout`, `closed`, `error`, `panic`, `dead`, …
+    /// A one-word reason: `busy` (every connection stayed checked out),
+    /// `timeout`, `closed`, `error`, `panic`, `dead`, …
     pub fn reason(&self) -> &'static str {
         self.reason
     }

@@ -438,3 +438,69 @@ fn public_types_are_send_and_sync() {
     send(&pools.close_timeout(Duration::from_secs(1)));
     send(&kpool_tower::shutdown_signal());
 }
+
+#[tokio::test]
+async fn the_layer_serves_plain_hyper() {
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use tower::Layer;
+    let (_, pool) = numbers(1, Duration::from_secs(5));
+    let pools = Pools::builder().pool("numbers", pool.clone()).build().unwrap();
+    let inner = tower::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
+        let pool = req.extensions().get::<Pools>().unwrap().get::<Numbers>("numbers").unwrap();
+        let conn = pool.get().await.unwrap();
+        Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(axum::body::Bytes::from(
+            format!("hyper {}", *conn),
+        ))))
+    });
+    let service = TowerToHyperService::new(PoolLayer::new(pools).layer(inner));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        for _ in 0..2 {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = service.clone();
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service));
+        }
+    });
+    let client = Client::new();
+    for _ in 0..2 {
+        let reply = client.get(&format!("http://{addr}/")).await;
+        assert_eq!((reply.status, reply.body.as_str()), (200, "hyper 0"));
+    }
+    assert_eq!(pool.status().pool.in_use, 0);
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_request_dropped_while_waiting_leaks_nothing() {
+    let (_, pool) = numbers(1, Duration::from_secs(30));
+    let pools = Pools::builder().pool("numbers", pool.clone()).build().unwrap();
+    let app = app(&pools);
+    let held = pool.get().await.unwrap();
+    // A client that gives up (or a timeout layer) drops the request while
+    // its extractor waits in the pool's line.
+    let waiting = tokio::time::timeout(Duration::from_millis(100), oneshot(&app, "/n")).await;
+    assert!(waiting.is_err(), "it was waiting");
+    assert_eq!(pool.status().pool.waiting, 0, "it left the line");
+    drop(held);
+    let reply = oneshot(&app, "/n").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "0"));
+    let status = pool.status().pool;
+    assert_eq!((status.total, status.in_use, status.idle), (1, 0, 1), "{status}");
+}
+
+#[tokio::test]
+async fn health_says_busy_when_every_connection_stays_checked_out() {
+    let (_, pool) = numbers(1, Duration::from_secs(30));
+    let pools =
+        Pools::builder().pool("numbers", pool.clone()).health_timeout(Duration::from_millis(200)).build().unwrap();
+    let held = pool.get().await.unwrap();
+    let reply = oneshot(&app(&pools), "/health").await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (503, r#"{"status":"fail","failing":["numbers"],"pools":{"numbers":"busy"}}"#)
+    );
+    drop(held);
+    assert_eq!(oneshot(&app(&pools), "/health").await.status, 200);
+}
