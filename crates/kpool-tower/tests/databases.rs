@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::extract::Path;
 use axum::routing::get;
 use common::{Client, Server, parse_prometheus, sample};
 use kpool_postgres::tokio_postgres;
@@ -63,8 +64,19 @@ fn db(pools: &Pools) -> kpool_postgres::Pool {
     pools.get("db").unwrap()
 }
 
-async fn visits(db: PgConn, mut cache: RedisConn) -> String {
-    let key = format!("kpool-tower-test-{}", std::process::id());
+/// Each test counts under a key of its own: tests run at the same time.
+fn key(test: &str) -> String {
+    format!("kpool-tower-test-{}-{test}", std::process::id())
+}
+
+async fn forget(pools: &Pools, test: &str) {
+    let redis: kpool_redis::Pool = pools.get("redis").unwrap();
+    let mut conn = redis.get().await.unwrap();
+    let _: i64 = redis::cmd("DEL").arg(key(test)).query_async(&mut *conn).await.unwrap();
+}
+
+async fn visits(Path(test): Path<String>, db: PgConn, mut cache: RedisConn) -> String {
+    let key = key(&test);
     let n: i64 = redis::cmd("INCR").arg(&key).query_async(&mut *cache).await.unwrap();
     let row = db.query_one("SELECT $1::bigint * 2", &[&n]).await.unwrap();
     format!("{n} {}", row.get::<_, i64>(0))
@@ -77,7 +89,7 @@ async fn query(db: PgConn) -> String {
 
 fn app(pools: &Pools) -> Router {
     Router::new()
-        .route("/visits", get(visits))
+        .route("/visits/{test}", get(visits))
         .route("/query", get(query))
         .route("/metrics", get(kpool_tower::metrics))
         .route("/health", get(kpool_tower::health))
@@ -96,10 +108,10 @@ async fn handlers_get_working_postgres_and_redis_connections() {
     let pools = pools(4, Duration::from_secs(10), PG);
     let server = Server::start(app(&pools), pools.clone()).await;
     let client = Client::new();
-    let first = client.get(&server.url("/visits")).await;
+    let first = client.get(&server.url("/visits/first")).await;
     assert_eq!(first.status, 200, "{}", first.body);
     let n: i64 = first.body.split(' ').next().unwrap().parse().unwrap();
-    let second = client.get(&server.url("/visits")).await;
+    let second = client.get(&server.url("/visits/first")).await;
     assert_eq!(second.body, format!("{} {}", n + 1, 2 * (n + 1)), "Redis counted, PostgreSQL computed");
     let redis_pool: kpool_redis::Pool = pools.get("redis").unwrap();
     assert_eq!(db(&pools).status().pool.in_use + redis_pool.status().pool.in_use, 0);
@@ -112,6 +124,7 @@ async fn handlers_get_working_postgres_and_redis_connections() {
     let health = client.get(&server.url("/health")).await;
     assert_eq!((health.status, health.body.as_str()), (200, r#"{"status":"ok","pools":{"db":"ok","redis":"ok"}}"#));
 
+    forget(&pools, "first").await;
     let report = server.stop().await;
     assert!(report.is_clean(), "{report:?}");
     assert!(db(&pools).is_closed() && redis_pool.is_closed(), "shutdown closed both pools");
@@ -126,7 +139,7 @@ async fn three_hundred_concurrent_requests_over_a_pool_of_five() {
     let client = Client::new();
     let requests: Vec<_> = (0..300)
         .map(|i| {
-            let (client, url) = (client.clone(), server.url(if i % 2 == 0 { "/query" } else { "/visits" }));
+            let (client, url) = (client.clone(), server.url(if i % 2 == 0 { "/query" } else { "/visits/concurrent" }));
             tokio::spawn(async move { client.get(&url).await })
         })
         .collect();
@@ -147,6 +160,7 @@ async fn three_hundred_concurrent_requests_over_a_pool_of_five() {
     assert_eq!((counters.acquired, counters.timeouts, counters.errors), (300, 0, 0));
     let redis_pool: kpool_redis::Pool = pools.get("redis").unwrap();
     assert_eq!(redis_pool.status().pool.in_use, 0);
+    forget(&pools, "concurrent").await;
     let report = server.stop().await;
     assert!(report.is_clean(), "{report:?}");
 }
