@@ -528,7 +528,9 @@ impl PoolsBuilder {
 
     /// [`from_env`](Self::from_env) reading the variables from `lookup`
     /// (a configuration file, a test).
+    /// An empty value counts as unset.
     pub fn from_vars(self, lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let lookup = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         #[allow(unused_mut)]
         let mut this = self;
         #[cfg(feature = "postgres")]

@@ -406,6 +406,8 @@ fn pools_from_environment_variables() {
 
     let none = Pools::builder().from_vars(|_| None).build().unwrap();
     assert!(none.names().is_empty());
+    let empty = Pools::builder().from_vars(|_| Some(String::new())).build().unwrap();
+    assert!(empty.names().is_empty(), "an empty variable counts as unset");
 
     let bad =
         |name: &str| (name == "DATABASE_URL").then(|| "postgres://user:hunter2@127.0.0.1:notaport/app".to_owned());
