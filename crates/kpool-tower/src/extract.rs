@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
@@ -117,6 +117,22 @@ impl<M: Manager, N: PoolName, S: Send + Sync> FromRequestParts<S> for Conn<M, N>
         match pool.get_owned().await {
             Ok(conn) => Ok(Conn { conn, _name: PhantomData }),
             Err(e) => Err(ConnRejection::from_error(&name, &e, pools.options())),
+        }
+    }
+}
+
+/// `Option<Conn<M>>`: `None` when no connection could be had (the acquire
+/// timed out or failed, the pool is closed), for handlers that can do
+/// without, such as a cache. It still waits up to the pool's
+/// `acquire_timeout`. A missing layer or pool is still a 500.
+impl<M: Manager, N: PoolName, S: Send + Sync> OptionalFromRequestParts<S> for Conn<M, N> {
+    type Rejection = ConnRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Option<Self>, ConnRejection> {
+        match <Self as FromRequestParts<S>>::from_request_parts(parts, state).await {
+            Ok(conn) => Ok(Some(conn)),
+            Err(rejection) if rejection.kind.is_some() => Ok(None),
+            Err(rejection) => Err(rejection),
         }
     }
 }

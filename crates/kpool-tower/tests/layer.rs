@@ -506,3 +506,28 @@ async fn health_says_busy_when_every_connection_stays_checked_out() {
     drop(held);
     assert_eq!(oneshot(&app(&pools), "/health").await.status, 200);
 }
+
+#[tokio::test]
+async fn an_optional_connection_is_none_when_the_pool_cannot_serve() {
+    async fn maybe(conn: Option<Conn<Numbers>>) -> String {
+        conn.map_or("without".to_owned(), |c| format!("with {}", *c))
+    }
+    async fn maybe_missing(conn: Option<Conn<Numbers, Missing>>) -> &'static str {
+        if conn.is_some() { "some" } else { "none" }
+    }
+    let (_, pool) = numbers(1, Duration::from_millis(100));
+    let pools = Pools::builder().pool("numbers", pool.clone()).build().unwrap();
+    let app = Router::new()
+        .route("/maybe", get(maybe))
+        .route("/missing", get(maybe_missing))
+        .layer(PoolLayer::new(pools.clone()));
+    assert_eq!(oneshot(&app, "/maybe").await.body, "with 0");
+    let held = pool.get().await.unwrap();
+    let reply = oneshot(&app, "/maybe").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "without"), "exhausted: the handler went on without");
+    drop(held);
+    pools.registry().close("numbers");
+    let reply = oneshot(&app, "/maybe").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "without"), "closed: the handler went on without");
+    assert_eq!(oneshot(&app, "/missing").await.status, 500, "a missing pool is a bug, not an outage");
+}
