@@ -11,7 +11,8 @@
 //!   by manager type or by name ([`PoolName`]); [`PgConn`] and
 //!   [`RedisConn`] for PostgreSQL and Redis. An exhausted or closed pool
 //!   answers 503 with `Retry-After`, a backend error 500
-//!   ([`ConnRejection`]). [`PoolOf`] yields the pool itself.
+//!   ([`ConnRejection`]); `Option<Conn<M>>` is `None` instead, for
+//!   backends a handler can do without. [`PoolOf`] yields the pool itself.
 //! - [`metrics`] (Prometheus text), [`metrics_json`] and [`health`] route
 //!   handlers.
 //! - [`serve`] and [`shutdown_signal`]: stop on a signal, drain requests,
