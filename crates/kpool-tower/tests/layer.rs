@@ -531,3 +531,33 @@ async fn an_optional_connection_is_none_when_the_pool_cannot_serve() {
     assert_eq!((reply.status, reply.body.as_str()), (200, "without"), "closed: the handler went on without");
     assert_eq!(oneshot(&app, "/missing").await.status, 500, "a missing pool is a bug, not an outage");
 }
+
+#[tokio::test]
+async fn pools_of_a_shared_registry_are_served_measured_checked_and_closed() {
+    struct Legacy;
+    impl PoolName for Legacy {
+        const NAME: Option<&'static str> = Some("legacy");
+    }
+    async fn legacy(conn: Conn<Numbers, Legacy>) -> String {
+        conn.to_string()
+    }
+    let registry = Arc::new(kpool::Registry::new());
+    let (_, legacy_pool) = numbers(1, Duration::from_secs(5));
+    registry.insert("legacy", legacy_pool.clone()).unwrap();
+    let (_, pool) = numbers(1, Duration::from_secs(5));
+    let pools = Pools::builder().registry(registry.clone()).pool("numbers", pool).build().unwrap();
+    assert_eq!(pools.names(), ["legacy", "numbers"]);
+    assert_eq!(registry.names(), ["legacy", "numbers"], "added to the shared registry");
+    let app = app(&pools).route("/legacy", get(legacy)).layer(PoolLayer::new(pools.clone()));
+    assert_eq!(oneshot(&app, "/legacy").await.body, "0", "found by name in the registry");
+    let samples = parse_prometheus(&oneshot(&app, "/metrics").await.body);
+    assert_eq!(sample(&samples, "kpool_connections_acquired_total", "legacy"), Some(1.0));
+    assert_eq!(oneshot(&app, "/health").await.status, 200);
+    assert_eq!(pools.close_timeout(Duration::from_secs(1)).await, 0);
+    assert!(legacy_pool.is_closed(), "closed with the others");
+    let reply = oneshot(&app, "/health").await;
+    assert_eq!(
+        reply.body,
+        r#"{"status":"fail","failing":["legacy","numbers"],"pools":{"legacy":"closed","numbers":"closed"}}"#
+    );
+}
