@@ -31,7 +31,9 @@ pub async fn metrics_json(pools: Pools) -> Response {
 /// `{"status":"fail","failing":["db"],"pools":{"db":"timeout","redis":"ok"}}`
 /// (with [`expose_errors`](crate::PoolsBuilder::expose_errors), each
 /// failure's full story). A closed pool fails, so the route goes red
-/// during shutdown.
+/// during shutdown; a pool whose connections all stay checked out for the
+/// whole timeout fails as `busy`. Each check is an acquire (plus the
+/// manager's `check_alive`) and counts in the pool's metrics like any other.
 pub async fn health(pools: Pools) -> Response {
     let options = pools.options().clone();
     let health = pools.check(options.health_timeout).await;
