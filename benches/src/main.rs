@@ -149,6 +149,7 @@ struct Opts {
     memory_n: usize,
     json: String,
     only: Vec<String>,
+    pools: Vec<String>,
     quick: bool,
 }
 
@@ -164,6 +165,7 @@ fn parse_args() -> Opts {
         memory_n: 10_000,
         json: "target/kpool-bench/results.json".into(),
         only: Vec::new(),
+        pools: Vec::new(),
         quick: false,
     };
     let mut args = std::env::args().skip(1);
@@ -188,10 +190,11 @@ fn parse_args() -> Opts {
             "--runs" => o.runs = args.next().and_then(|s| s.parse().ok()).expect("a number of runs"),
             "--json" => o.json = args.next().expect("a path"),
             "--only" => o.only = args.next().expect("cell names").split(',').map(str::to_owned).collect(),
+            "--pools" => o.pools = args.next().expect("pool names").split(',').map(str::to_owned).collect(),
             "--help" | "-h" => {
                 println!(
                     "kpool-bench [--quick] [--runs N] [--window-ms MS] [--warmup-ms MS] [--grace-ms MS]\n            \
-                     [--scale-ms MS] [--json PATH] [--only CELL,CELL,...]\n\
+                     [--scale-ms MS] [--json PATH] [--only CELL,...] [--pools POOL,...]\n\
                      cells: uncontended 64x16-await 64x16 1024x8 churn cold-start blocking-1 blocking-8x4 scale memory"
                 );
                 std::process::exit(0);
@@ -261,10 +264,12 @@ fn main() {
     let o = parse_args();
     let started = std::time::Instant::now();
     let mut cells_out = Vec::new();
-    for (w, pools) in cells() {
+    for (w, mut pools) in cells() {
         if !wanted(&o, w.name) {
             continue;
         }
+        // `--pools` keeps the pools whose name starts with one of its words.
+        pools.retain(|(name, _)| o.pools.is_empty() || o.pools.iter().any(|p| name.starts_with(p.as_str())));
         eprintln!("cell {} ...", w.name);
         let mut runs: Vec<Vec<RunResult>> = pools.iter().map(|_| Vec::new()).collect();
         // Runs interleave the pools, so slow drifts of a shared machine hit all alike.
