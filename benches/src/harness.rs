@@ -166,8 +166,7 @@ impl Shared {
     }
 }
 
-async fn worker<P: AsyncPool>(pool: Arc<P>, slot: Arc<Slot>, sh: Arc<Shared>, hold: Hold) {
-    let mut local = new_hist();
+async fn worker<P: AsyncPool>(pool: Arc<P>, slot: Arc<Slot>, sh: Arc<Shared>, hold: Hold, mut local: Histogram<u64>) {
     let mut n = 0u64;
     let mut since_flush = 0u64;
     while !sh.stop.load(Relaxed) {
@@ -200,8 +199,7 @@ async fn worker<P: AsyncPool>(pool: Arc<P>, slot: Arc<Slot>, sh: Arc<Shared>, ho
     slot.done.store(true, Relaxed);
 }
 
-fn blocking_worker<P: SyncPool>(pool: Arc<P>, slot: Arc<Slot>, sh: Arc<Shared>) {
-    let mut local = new_hist();
+fn blocking_worker<P: SyncPool>(pool: Arc<P>, slot: Arc<Slot>, sh: Arc<Shared>, mut local: Histogram<u64>) {
     let mut n = 0u64;
     let mut since_flush = 0u64;
     while !sh.stop.load(Relaxed) {
@@ -296,11 +294,13 @@ fn phase<P: AsyncPool>(
     grace: Duration,
 ) -> RunResult {
     let slots: Vec<Arc<Slot>> = (0..w.tasks).map(|_| Slot::new()).collect();
+    let mut locals: Vec<Histogram<u64>> = (0..w.tasks).map(|_| new_hist()).collect();
     let opened_before = backend.created.load(Relaxed);
     let (sh, reached) = Shared::new(w.spec, w.cold_target);
     // The clock (`sh.base`) starts before the first worker is spawned.
     for slot in &slots {
-        rt.spawn(worker(pool.clone(), slot.clone(), sh.clone(), w.hold));
+        let local = locals.pop().expect("one per worker");
+        rt.spawn(worker(pool.clone(), slot.clone(), sh.clone(), w.hold, local));
     }
     let _ = reached.recv_timeout(window);
     sh.stop.store(true, Relaxed);
@@ -370,13 +370,15 @@ fn blocking_phase<P: SyncPool>(
     grace: Duration,
 ) -> RunResult {
     let slots: Vec<Arc<Slot>> = (0..w.tasks).map(|_| Slot::new()).collect();
+    let mut locals: Vec<Histogram<u64>> = (0..w.tasks).map(|_| new_hist()).collect();
     let opened_before = backend.created.load(Relaxed);
     let (sh, _) = Shared::new(w.spec, None);
     let handles: Vec<_> = slots
         .iter()
         .map(|slot| {
             let (pool, slot, sh) = (pool.clone(), slot.clone(), sh.clone());
-            std::thread::spawn(move || blocking_worker(pool, slot, sh))
+            let local = locals.pop().expect("one per worker");
+            std::thread::spawn(move || blocking_worker(pool, slot, sh, local))
         })
         .collect();
     std::thread::sleep(window);
