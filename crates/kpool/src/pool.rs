@@ -577,7 +577,7 @@ async fn prepare<M: Manager>(
         && now.into_std().saturating_duration_since(conn.returned) >= cfg.validation_bypass;
     if check {
         let key = conn.ep.clone();
-        let res = timed(deadline, inner.manager.check_alive(&key.key, &mut conn.raw)).await;
+        let res = timed(|| deadline, inner.manager.check_alive(&key.key, &mut conn.raw)).await;
         match res {
             Timed::Done(Ok(true)) => {}
             Timed::Done(Ok(false)) => {
@@ -605,7 +605,7 @@ async fn prepare<M: Manager>(
     }
     let conn = guard.conn.as_mut().expect("present");
     let key = conn.ep.clone();
-    match timed(deadline, inner.manager.on_acquire(&key.key, &mut conn.raw)).await {
+    match timed(|| deadline, inner.manager.on_acquire(&key.key, &mut conn.raw)).await {
         Timed::Done(Ok(())) => Ok(()),
         Timed::Done(Err(e)) => {
             // The hook failed but the connection is fine: back to the pool.
@@ -728,14 +728,24 @@ enum Timed<T> {
     Elapsed,
 }
 
-async fn timed<F: Future>(deadline: Option<Instant>, fut: F) -> Timed<F::Output> {
-    let fut = AssertUnwindSafe(fut).catch_unwind();
-    let res = match deadline {
-        Some(d) => match tokio::time::timeout_at(d, fut).await {
-            Ok(r) => r,
-            Err(_) => return Timed::Elapsed,
+/// Runs `fut` with panic catching and, if it does not finish at once, a
+/// deadline. `deadline` is only evaluated then: most manager futures (the
+/// default hooks, cheap checks) are ready on their first poll, and arming a
+/// tokio timer costs a runtime-handle clone, a timer entry and a clock read
+/// on every acquire. Polling first changes nothing else: tokio's `Timeout`
+/// also polls the inner future before its timer.
+async fn timed<F: Future>(deadline: impl FnOnce() -> Option<Instant>, fut: F) -> Timed<F::Output> {
+    let mut fut = std::pin::pin!(AssertUnwindSafe(fut).catch_unwind());
+    let first = poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+    let res = match first {
+        Poll::Ready(r) => r,
+        Poll::Pending => match deadline() {
+            Some(d) => match tokio::time::timeout_at(d, fut).await {
+                Ok(r) => r,
+                Err(_) => return Timed::Elapsed,
+            },
+            None => fut.await,
         },
-        None => fut.await,
     };
     match res {
         Ok(v) => Timed::Done(v),
@@ -777,7 +787,7 @@ impl<M: Manager> Inner<M> {
             (d, t) => d.or_else(|| t.map(|t| Instant::now() + t)),
         };
         let started = Instant::now();
-        match timed(limit, self.manager.create(key)).await {
+        match timed(|| limit, self.manager.create(key)).await {
             Timed::Done(Ok(raw)) => {
                 reservation.armed = false;
                 match self.core.created(idx, raw, Instant::now().into_std()) {
@@ -799,7 +809,7 @@ impl<M: Manager> Inner<M> {
 
     /// Runs `on_release` under `dispose_timeout`, counting failures.
     async fn run_on_release(&self, conn: &mut CoreConn<M>) -> Result<(), Error<MError<M>>> {
-        let deadline = self.core.config.dispose_timeout.map(|t| Instant::now() + t);
+        let deadline = || self.core.config.dispose_timeout.map(|t| Instant::now() + t);
         let ep = conn.ep.clone();
         let res = match timed(deadline, self.manager.on_release(&ep.key, &mut conn.raw)).await {
             Timed::Done(Ok(())) => return Ok(()),
@@ -895,7 +905,7 @@ impl<M: Manager> Inner<M> {
     }
 
     async fn dispose_one(&self, key: Endpoint<M>, raw: Connection<M>, reason: DisposeReason) {
-        let deadline = self.core.config.dispose_timeout.map(|t| Instant::now() + t);
+        let deadline = || self.core.config.dispose_timeout.map(|t| Instant::now() + t);
         let problem = match timed(deadline, self.manager.dispose(&key, raw)).await {
             Timed::Done(Ok(())) => return,
             Timed::Done(Err(e)) => format!("{e:?}"),
