@@ -603,9 +603,12 @@ async fn prepare<M: Manager>(
             }
         }
     }
+    // Borrow the key and the connection as disjoint fields: cloning the
+    // endpoint's `Arc` here would bump a refcount shared by every connection
+    // of the endpoint, on every acquire, from every worker.
     let conn = guard.conn.as_mut().expect("present");
-    let key = conn.ep.clone();
-    match timed(|| deadline, inner.manager.on_acquire(&key.key, &mut conn.raw)).await {
+    let idx = conn.ep.index;
+    match timed(|| deadline, inner.manager.on_acquire(&conn.ep.key, &mut conn.raw)).await {
         Timed::Done(Ok(())) => Ok(()),
         Timed::Done(Err(e)) => {
             // The hook failed but the connection is fine: back to the pool.
@@ -615,9 +618,12 @@ async fn prepare<M: Manager>(
             Err(Prepared::Fail(Error::backend_error(Phase::OnAcquire, e)))
         }
         Timed::Panicked(p) => Err(Prepared::Fail(Error::panicked(Phase::OnAcquire, p))),
-        Timed::Elapsed => {
-            Err(Prepared::Fail(Error::timeout(Phase::OnAcquire, None, start.elapsed(), inner.status_of(&key.key))))
-        }
+        Timed::Elapsed => Err(Prepared::Fail(Error::timeout(
+            Phase::OnAcquire,
+            None,
+            start.elapsed(),
+            inner.core.endpoint_status(idx),
+        ))),
     }
 }
 
@@ -810,17 +816,17 @@ impl<M: Manager> Inner<M> {
     /// Runs `on_release` under `dispose_timeout`, counting failures.
     async fn run_on_release(&self, conn: &mut CoreConn<M>) -> Result<(), Error<MError<M>>> {
         let deadline = || self.core.config.dispose_timeout.map(|t| Instant::now() + t);
-        let ep = conn.ep.clone();
-        let res = match timed(deadline, self.manager.on_release(&ep.key, &mut conn.raw)).await {
+        // Disjoint field borrows, no `Arc` clone (see `prepare`).
+        let res = match timed(deadline, self.manager.on_release(&conn.ep.key, &mut conn.raw)).await {
             Timed::Done(Ok(())) => return Ok(()),
             Timed::Done(Err(e)) => Error::backend_error(Phase::OnRelease, e),
             Timed::Panicked(p) => Error::panicked(Phase::OnRelease, p),
             Timed::Elapsed => {
-                Error::timeout(Phase::OnRelease, None, Duration::ZERO, self.core.endpoint_status(ep.index))
+                Error::timeout(Phase::OnRelease, None, Duration::ZERO, self.core.endpoint_status(conn.ep.index))
             }
         };
         bump(&self.core.counters.release_errors);
-        tracing::warn!(endpoint = ?ep.key, error = %res, "on_release failed");
+        tracing::warn!(endpoint = ?conn.ep.key, error = %res, "on_release failed");
         Err(res)
     }
 
