@@ -61,7 +61,9 @@ pub(crate) struct RunResult {
     pub(crate) max_us: f64,
     pub(crate) per_task_min: u64,
     pub(crate) per_task_max: u64,
+    /// Over the last three quarters of the window (see `summarize`).
     pub(crate) jain: f64,
+    pub(crate) jain_whole_window: f64,
     pub(crate) starved: usize,
     pub(crate) stuck: usize,
     pub(crate) errors: u64,
@@ -229,8 +231,33 @@ fn blocking_worker<P: SyncPool>(pool: Arc<P>, slot: Arc<Slot>, sh: Arc<Shared>, 
     slot.done.store(true, Relaxed);
 }
 
+/// Acquisitions per worker so far.
+fn snapshot(slots: &[Arc<Slot>]) -> Vec<u64> {
+    slots.iter().map(|s| s.count.load(Relaxed)).collect()
+}
+
+/// Jain's index, min and max of per-worker counts.
+fn fairness(counts: &[u64]) -> (f64, u64, u64) {
+    let sum: f64 = counts.iter().map(|&c| c as f64).sum();
+    let sum_sq: f64 = counts.iter().map(|&c| (c as f64) * (c as f64)).sum();
+    let jain = if sum_sq == 0.0 { 0.0 } else { sum * sum / (counts.len() as f64 * sum_sq) };
+    (jain, counts.iter().copied().min().unwrap_or(0), counts.iter().copied().max().unwrap_or(0))
+}
+
 /// Turns the slots of a finished (or abandoned) phase into a result.
-fn summarize(sh: &Shared, slots: &[Arc<Slot>], end: Instant, abandon_at: Instant, opened: u64) -> RunResult {
+/// Fairness (Jain, min, max) is computed over the steady part of the window,
+/// after `snapshot` (taken at a quarter of it), so that the runtime's start-up
+/// ramp — 1024 freshly spawned tasks enter tokio's run queues over
+/// milliseconds — does not count against the pool; starved workers are those
+/// with no acquisition in the whole window.
+fn summarize(
+    sh: &Shared,
+    slots: &[Arc<Slot>],
+    snapshot: Option<Vec<u64>>,
+    end: Instant,
+    abandon_at: Instant,
+    opened: u64,
+) -> RunResult {
     let secs = end.saturating_duration_since(sh.base).as_secs_f64();
     let mut hist = new_hist();
     let mut counts = Vec::with_capacity(slots.len());
@@ -251,9 +278,11 @@ fn summarize(sh: &Shared, slots: &[Arc<Slot>], end: Instant, abandon_at: Instant
         }
     }
     let ops: u64 = counts.iter().sum();
-    let n = counts.len() as f64;
-    let sum_sq: f64 = counts.iter().map(|&c| (c as f64) * (c as f64)).sum();
-    let jain = if sum_sq == 0.0 { 0.0 } else { (ops as f64) * (ops as f64) / (n * sum_sq) };
+    let whole = fairness(&counts);
+    let (jain, per_task_min, per_task_max) = match &snapshot {
+        Some(snap) => fairness(&counts.iter().zip(snap).map(|(c, s)| c - s).collect::<Vec<_>>()),
+        None => whole,
+    };
     let us = |ns: u64| ns as f64 / 1000.0;
     let reached = sh.reached_ns.load(Relaxed);
     RunResult {
@@ -264,9 +293,10 @@ fn summarize(sh: &Shared, slots: &[Arc<Slot>], end: Instant, abandon_at: Instant
         p99_us: us(hist.value_at_quantile(0.99)),
         p999_us: us(hist.value_at_quantile(0.999)),
         max_us: us(hist.max()),
-        per_task_min: counts.iter().copied().min().unwrap_or(0),
-        per_task_max: counts.iter().copied().max().unwrap_or(0),
+        per_task_min,
+        per_task_max,
         jain,
+        jain_whole_window: whole.0,
         starved: counts.iter().filter(|&&c| c == 0).count(),
         stuck,
         errors,
@@ -302,11 +332,18 @@ fn phase<P: AsyncPool>(
         let local = locals.pop().expect("one per worker");
         rt.spawn(worker(pool.clone(), slot.clone(), sh.clone(), w.hold, local));
     }
-    let _ = reached.recv_timeout(window);
+    let snapshot = match reached.recv_timeout(window / 4) {
+        Ok(()) => None,
+        Err(_) => {
+            let snap = snapshot(&slots);
+            let _ = reached.recv_timeout(window - window / 4);
+            Some(snap)
+        }
+    };
     sh.stop.store(true, Relaxed);
     let end = Instant::now();
     let abandon_at = wait_done(&slots, end + grace);
-    summarize(&sh, &slots, end, abandon_at, backend.created.load(Relaxed) - opened_before)
+    summarize(&sh, &slots, snapshot, end, abandon_at, backend.created.load(Relaxed) - opened_before)
 }
 
 /// Waits until every worker is done or `deadline` passes; returns when it stopped waiting.
@@ -381,7 +418,9 @@ fn blocking_phase<P: SyncPool>(
             std::thread::spawn(move || blocking_worker(pool, slot, sh, local))
         })
         .collect();
-    std::thread::sleep(window);
+    std::thread::sleep(window / 4);
+    let snap = snapshot(&slots);
+    std::thread::sleep(window - window / 4);
     sh.stop.store(true, Relaxed);
     let end = Instant::now();
     let abandon_at = wait_done(&slots, end + grace);
@@ -391,7 +430,7 @@ fn blocking_phase<P: SyncPool>(
         }
         // A stuck thread is left detached; it cannot be interrupted.
     }
-    summarize(&sh, &slots, end, abandon_at, backend.created.load(Relaxed) - opened_before)
+    summarize(&sh, &slots, Some(snap), end, abandon_at, backend.created.load(Relaxed) - opened_before)
 }
 
 /// Scale cell: one task cycling `get_for` + drop over `endpoints` keys of one

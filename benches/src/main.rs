@@ -353,8 +353,11 @@ fn main() {
     std::process::exit(0);
 }
 
-fn valid_anchor(r: &Row) -> bool {
-    ANCHORS.contains(&r.pool) && r.max_stuck == 0 && r.max_starved == 0 && r.median.errors == 0
+/// An anchor counts if it stranded no task, starved none (except in cold
+/// start, which stops at its target before every task had a turn) and
+/// returned no error.
+fn valid_anchor(r: &Row, cold: bool) -> bool {
+    ANCHORS.contains(&r.pool) && r.max_stuck == 0 && (cold || r.max_starved == 0) && r.median.errors == 0
 }
 
 fn targets(cells: &[Cell], scale: &[Scale], memory: Option<&Memory>) -> Vec<Target> {
@@ -365,7 +368,7 @@ fn targets(cells: &[Cell], scale: &[Scale], memory: Option<&Memory>) -> Vec<Targ
         let best = c
             .rows
             .iter()
-            .filter(|r| valid_anchor(r))
+            .filter(|r| valid_anchor(r, c.workload.cold_target.is_some()))
             .max_by(|a, b| a.median.ops_per_sec.total_cmp(&b.median.ops_per_sec));
         let ceiling = c.rows.iter().find(|r| r.pool == NO_POOL);
         if let Some(b) = best {
@@ -433,7 +436,8 @@ fn markdown(r: &Report) -> String {
     let _ = writeln!(s, "- date: {}\n- machine: {}\n- command: `{}`", r.date, r.machine, r.command);
     let _ = writeln!(
         s,
-        "- each cell-run: {} ms warm-up, {} ms measured; median of {} run(s) (stuck/starved: worst run)\n",
+        "- each cell-run: {} ms warm-up, {} ms measured; median of {} run(s) (stuck/starved: worst run)\n\
+         - \\* over the last three quarters of the window (after the runtime's start-up ramp)\n",
         r.warmup_ms, r.window_ms, r.runs
     );
     for c in &r.cells {
@@ -443,10 +447,10 @@ fn markdown(r: &Report) -> String {
         let churn = w.spec.lifetime.is_some();
         let _ = write!(
             s,
-            "| pool | ops/s | p50 us | p99 us | p99.9 us | max us | acq/task min..max | Jain | starved | stuck | opened | errors |"
+            "| pool | ops/s | p50 us | p99 us | p99.9 us | max us | acq/task min..max* | Jain* | starved | stuck | opened | errors |"
         );
         if churn {
-            let _ = write!(s, " expired handed out |");
+            let _ = write!(s, " past lifetime at receipt |");
         }
         if cold {
             let _ = write!(s, " ms to {} |", w.cold_target.unwrap_or(0));
