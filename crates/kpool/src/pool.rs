@@ -562,6 +562,14 @@ async fn prepare<M: Manager>(
 ) -> Result<(), Prepared<MError<M>>> {
     let cfg = &inner.core.config;
     let conn = guard.conn.as_mut().expect("present");
+    // A connection handed off to a waiter was checked for expiry when it was
+    // released; it may have expired while this task was being woken. Never
+    // hand it out (the deferred on_release is skipped, as for a connection
+    // disposed on release).
+    if !fresh && conn.expires.is_some_and(|e| now.into_std() >= e) {
+        inner.kill(guard, DisposeReason::Lifetime);
+        return Err(Prepared::Dead);
+    }
     if conn.pending_release {
         conn.pending_release = false;
         if let Err(e) = inner.run_on_release(conn).await {

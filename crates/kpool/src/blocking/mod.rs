@@ -581,6 +581,15 @@ impl<M: Manager> Inner<M> {
     ) -> Result<(), Prepared<MError<M>>> {
         let cfg = &self.core.config;
         let conn = holder.conn.as_mut().expect("present");
+        // A connection handed off to a waiter may have expired while the
+        // thread was being woken: never hand it out.
+        if !fresh && conn.expires.is_some_and(|e| now >= e) {
+            let conn = holder.conn.take().expect("present");
+            let mut out = Vec::new();
+            self.core.discard(conn, DisposeReason::Lifetime, &mut out);
+            self.dispose_all(out);
+            return Err(Prepared::Dead);
+        }
         let check =
             !fresh && cfg.validate_on_acquire && now.saturating_duration_since(conn.returned) >= cfg.validation_bypass;
         let ep = conn.ep.clone();
