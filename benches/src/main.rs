@@ -383,7 +383,7 @@ fn targets(cells: &[Cell], scale: &[Scale], memory: Option<&Memory>) -> Vec<Targ
             if c.workload.cold_target.is_none() {
                 t.push(Target {
                     target: format!("{name}: p99 <= {}'s", b.pool),
-                    measured: format!("{:.1} us vs {:.1} us", k.median.p99_us, b.median.p99_us),
+                    measured: format!("{:.2} us vs {:.2} us", k.median.p99_us, b.median.p99_us),
                     met: k.median.p99_us <= b.median.p99_us,
                 });
             }
