@@ -440,22 +440,29 @@ async fn acquire<'a, M: Manager>(
     // Yield first if the task is out of cooperative budget, so it never has
     // to yield while holding a connection.
     poll_fn(|cx| tokio::task::coop::poll_proceed(cx).map(|restore| restore.made_progress())).await;
-    let inner = pool.inner().clone();
-    let result = acquire_inner(&inner, pool, key, timeout).await;
-    match &result {
-        Ok(_) => bump(&inner.core.counters.acquired),
-        Err(e) if e.is_timeout() => bump(&inner.core.counters.timeouts),
-        Err(_) => bump(&inner.core.counters.errors),
+    // Borrow the pool's `Inner` rather than clone its `Arc`: the refcount
+    // sits next to the core's lock and every acquire on every worker would
+    // bump it. The guard is built here, with no await point after the
+    // connection is ready, so cancellation cannot fall in between.
+    let result = acquire_inner(pool.inner(), key, timeout).await;
+    let counters = &pool.inner().core.counters;
+    match result {
+        Ok(conn) => {
+            bump(&counters.acquired);
+            Ok(Pooled { conn: Some(conn), pool, state: Use::User })
+        }
+        Err(e) => {
+            bump(if e.is_timeout() { &counters.timeouts } else { &counters.errors });
+            Err(e)
+        }
     }
-    result
 }
 
-async fn acquire_inner<'a, M: Manager>(
+async fn acquire_inner<M: Manager>(
     inner: &Arc<Inner<M>>,
-    pool: PoolRef<'a, M>,
     key: Option<&Endpoint<M>>,
     timeout: Option<Duration>,
-) -> Result<Pooled<'a, M>, Error<MError<M>>> {
+) -> Result<CoreConn<M>, Error<MError<M>>> {
     let core = &inner.core;
     let (key, default_idx) = match key {
         Some(k) => (k, None),
@@ -519,7 +526,7 @@ async fn acquire_inner<'a, M: Manager>(
             Ok(()) => {
                 let mut conn = holder.conn.take().expect("present after prepare");
                 conn.uses += 1;
-                return Ok(Pooled { conn: Some(conn), pool, state: Use::User });
+                return Ok(conn);
             }
             Err(Prepared::Fail(e)) => return Err(e),
             Err(Prepared::Dead) => now = Instant::now(),
