@@ -1,6 +1,6 @@
 //! A counting global allocator, for the memory-per-idle-connection cell.
 //!
-//! Counting is off except inside [`measure`], so the throughput cells pay one
+//! Counting is off except between [`start`] and [`stop`], so the throughput cells pay one
 //! relaxed load of a read-only flag per allocation and nothing else (the same
 //! for every pool). This is the only `unsafe` in the benchmark: implementing
 //! `GlobalAlloc` requires it, and each method only forwards to `System`.
