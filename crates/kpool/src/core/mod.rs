@@ -113,6 +113,9 @@ pub(crate) enum Wake {
     None,
     Task(Waker),
     Thread(Thread),
+    /// A thread of a loom model (`std`'s park/unpark are invisible to loom).
+    #[cfg(kpool_loom)]
+    Loom(loom::thread::Thread),
 }
 
 impl Wake {
@@ -121,6 +124,8 @@ impl Wake {
             Wake::None => {}
             Wake::Task(w) => w.wake(),
             Wake::Thread(t) => t.unpark(),
+            #[cfg(kpool_loom)]
+            Wake::Loom(t) => t.unpark(),
         }
     }
 }
