@@ -234,11 +234,6 @@ impl Config {
                 return err(format!("burst_limit ({burst}) is less than max_size ({})", self.max_size));
             }
         }
-        if let (Some(idle), Some(life)) = (self.idle_timeout, self.max_lifetime) {
-            if idle > life {
-                return err(format!("idle_timeout ({idle:?}) is greater than max_lifetime ({life:?})"));
-            }
-        }
         for (name, value) in [
             ("idle_timeout", self.idle_timeout),
             ("max_lifetime", self.max_lifetime),
@@ -246,6 +241,11 @@ impl Config {
         ] {
             if value == Some(Duration::ZERO) {
                 return err(format!("{name} must not be zero (use None to disable it)"));
+            }
+        }
+        if let (Some(idle), Some(life)) = (self.idle_timeout, self.max_lifetime) {
+            if idle > life {
+                return err(format!("idle_timeout ({idle:?}) is greater than max_lifetime ({life:?})"));
             }
         }
         Ok(())

@@ -60,7 +60,12 @@ pub enum ErrorKind {
 }
 
 /// An acquire (or explicit release) failed. `E` is the manager's error type.
-pub struct Error<E> {
+///
+/// One pointer wide (the details are boxed), so `Result<Pooled, Error>` stays
+/// small on the success path.
+pub struct Error<E>(Box<Details<E>>);
+
+struct Details<E> {
     kind: ErrorKind,
     backend: Option<E>,
     waited: Option<Duration>,
@@ -70,24 +75,34 @@ pub struct Error<E> {
 }
 
 impl<E> Error<E> {
+    fn with(
+        kind: ErrorKind,
+        backend: Option<E>,
+        waited: Option<Duration>,
+        status: Option<Status>,
+        detail: Option<String>,
+    ) -> Self {
+        Self(Box::new(Details { kind, backend, waited, status, detail }))
+    }
+
     pub(crate) fn new(kind: ErrorKind) -> Self {
-        Self { kind, backend: None, waited: None, status: None, detail: None }
+        Self::with(kind, None, None, None, None)
     }
 
     pub(crate) fn backend_error(phase: Phase, err: E) -> Self {
-        Self { backend: Some(err), ..Self::new(ErrorKind::Backend(phase)) }
+        Self::with(ErrorKind::Backend(phase), Some(err), None, None, None)
     }
 
     pub(crate) fn panicked(phase: Phase, message: String) -> Self {
-        Self { detail: Some(message), ..Self::new(ErrorKind::Panic(phase)) }
+        Self::with(ErrorKind::Panic(phase), None, None, None, Some(message))
     }
 
     pub(crate) fn config(err: crate::ConfigError) -> Self {
-        Self { detail: Some(err.to_string()), ..Self::new(ErrorKind::Config) }
+        Self::with(ErrorKind::Config, None, None, None, Some(err.to_string()))
     }
 
     pub(crate) fn timeout(phase: Phase, last: Option<E>, waited: Duration, status: Status) -> Self {
-        Self { backend: last, waited: Some(waited), status: Some(status), ..Self::new(ErrorKind::Timeout(phase)) }
+        Self::with(ErrorKind::Timeout(phase), last, Some(waited), Some(status), None)
     }
 
     pub(crate) fn closed() -> Self {
@@ -96,12 +111,12 @@ impl<E> Error<E> {
 
     /// What failed.
     pub fn kind(&self) -> ErrorKind {
-        self.kind
+        self.0.kind
     }
 
     /// The phase that failed, if the error is about one.
     pub fn phase(&self) -> Option<Phase> {
-        match self.kind {
+        match self.0.kind {
             ErrorKind::Timeout(p) | ErrorKind::Backend(p) | ErrorKind::Panic(p) => Some(p),
             ErrorKind::Closed | ErrorKind::NoEndpoint | ErrorKind::Config => None,
         }
@@ -109,47 +124,47 @@ impl<E> Error<E> {
 
     /// The acquire deadline passed.
     pub fn is_timeout(&self) -> bool {
-        matches!(self.kind, ErrorKind::Timeout(_))
+        matches!(self.0.kind, ErrorKind::Timeout(_))
     }
 
     /// The pool is closed.
     pub fn is_closed(&self) -> bool {
-        self.kind == ErrorKind::Closed
+        self.0.kind == ErrorKind::Closed
     }
 
     /// The backend error: the cause of a `Backend` error, or the last error
     /// seen before a timeout.
     pub fn backend(&self) -> Option<&E> {
-        self.backend.as_ref()
+        self.0.backend.as_ref()
     }
 
     /// Takes the backend error out.
     pub fn into_backend(self) -> Option<E> {
-        self.backend
+        self.0.backend
     }
 
     /// For a timeout: the pool's status when the deadline passed.
     pub fn status(&self) -> Option<&Status> {
-        self.status.as_ref()
+        self.0.status.as_ref()
     }
 
     /// For a timeout: how long the acquire had been running.
     pub fn waited(&self) -> Option<Duration> {
-        self.waited
+        self.0.waited
     }
 }
 
 impl<E: fmt::Debug> fmt::Debug for Error<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("kind", &self.kind);
-        if let Some(b) = &self.backend {
+        d.field("kind", &self.0.kind);
+        if let Some(b) = &self.0.backend {
             d.field("backend", b);
         }
-        if let Some(s) = &self.status {
+        if let Some(s) = &self.0.status {
             d.field("status", s);
         }
-        if let Some(p) = &self.detail {
+        if let Some(p) = &self.0.detail {
             d.field("detail", p);
         }
         d.finish()
@@ -158,16 +173,16 @@ impl<E: fmt::Debug> fmt::Debug for Error<E> {
 
 impl<E> fmt::Display for Error<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
+        match self.0.kind {
             ErrorKind::Timeout(phase) => {
                 write!(f, "timed out {}", phase.doing())?;
-                if let Some(w) = self.waited {
+                if let Some(w) = self.0.waited {
                     write!(f, " after {w:?}")?;
                 }
-                if let Some(s) = &self.status {
+                if let Some(s) = &self.0.status {
                     write!(f, " (pool: {s})")?;
                 }
-                if self.backend.is_some() {
+                if self.0.backend.is_some() {
                     write!(f, "; last backend error is the source")?;
                 }
                 Ok(())
@@ -175,13 +190,13 @@ impl<E> fmt::Display for Error<E> {
             ErrorKind::Backend(phase) => write!(f, "backend error while {}", phase.doing()),
             ErrorKind::Panic(phase) => {
                 write!(f, "the manager panicked while {}", phase.doing())?;
-                if let Some(p) = &self.detail {
+                if let Some(p) = &self.0.detail {
                     write!(f, ": {p}")?;
                 }
                 Ok(())
             }
             ErrorKind::Closed => f.write_str("the pool is closed"),
-            ErrorKind::Config => f.write_str(self.detail.as_deref().unwrap_or("invalid pool configuration")),
+            ErrorKind::Config => f.write_str(self.0.detail.as_deref().unwrap_or("invalid pool configuration")),
             ErrorKind::NoEndpoint => {
                 f.write_str("the pool has no default endpoint: set one with Builder::endpoint or use get_for")
             }
@@ -191,7 +206,7 @@ impl<E> fmt::Display for Error<E> {
 
 impl<E: std::error::Error + 'static> std::error::Error for Error<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.backend.as_ref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.0.backend.as_ref().map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 

@@ -489,22 +489,19 @@ async fn acquire_inner<'a, M: Manager>(
                 }
             }
             Step::Wait(waiter) => {
-                let grant = wait(inner, waiter, deadline).await;
+                let grant = wait(inner, waiter, deadline, key).await;
                 now = Instant::now();
                 match grant {
-                    None => {
-                        let status = inner.status_of(key);
-                        return Err(Error::timeout(Phase::Wait, last_err, now - start, status));
-                    }
-                    Some(Grant::Closed) => return Err(Error::closed()),
-                    Some(Grant::Conn(conn)) => {
+                    Err(status) => return Err(Error::timeout(Phase::Wait, last_err, now - start, status)),
+                    Ok(Grant::Closed) => return Err(Error::closed()),
+                    Ok(Grant::Conn(conn)) => {
                         if core.is_closed() {
                             inner.give_back(conn, false);
                             return Err(Error::closed());
                         }
                         (conn, false)
                     }
-                    Some(Grant::Create) => {
+                    Ok(Grant::Create) => {
                         let idx = default_idx.unwrap_or_else(|| core.endpoint_index(key));
                         match create_step(inner, idx, key, deadline, &mut last_err, &mut failures, start).await? {
                             Some(conn) => (conn, true),
@@ -671,16 +668,21 @@ async fn create_step<M: Manager>(
     }
 }
 
-/// Waits for a grant; `None` when the deadline passes first.
+/// Waits for a grant. When the deadline passes first, returns the endpoint's
+/// status as the caller saw it (still counted among the waiters).
 async fn wait<M: Manager>(
     inner: &Arc<Inner<M>>,
     waiter: crate::sync::Arc<Waiter<Endpoint<M>, Connection<M>>>,
     deadline: Option<Instant>,
-) -> Option<Grant<Endpoint<M>, Connection<M>>> {
+    key: &Endpoint<M>,
+) -> Result<Grant<Endpoint<M>, Connection<M>>, Status> {
     let mut wait = WaitFuture { inner, waiter: Some(waiter) };
     match deadline {
-        Some(d) => tokio::time::timeout_at(d, &mut wait).await.ok(),
-        None => Some((&mut wait).await),
+        Some(d) => match tokio::time::timeout_at(d, &mut wait).await {
+            Ok(grant) => Ok(grant),
+            Err(_) => Err(inner.status_of(key)),
+        },
+        None => Ok((&mut wait).await),
     }
 }
 

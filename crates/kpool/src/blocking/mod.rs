@@ -32,7 +32,9 @@
 //!   deadline, and a create that finishes too late is disposed. Without any
 //!   deadline it runs on the caller's thread.
 //! - `dispose` runs on one disposer thread per pool, so returning a guard
-//!   never blocks on it; `dispose_timeout` is not enforced in this pool.
+//!   never blocks on it; `dispose_timeout` is not enforced in this pool, and
+//!   a `dispose` that never returns holds up the disposals queued after it
+//!   (they are counted by `close_timeout`, never lost).
 //! - `check_alive` and the hooks run on the caller's thread: give the
 //!   connection its own I/O timeouts (for sockets: read/write timeouts).
 
@@ -515,18 +517,20 @@ impl<M: Manager> Inner<M> {
                     let grant = loop {
                         let me = std::thread::current();
                         if let Some(g) = self.core.poll_grant(&waiter, |_| Some(Wake::Thread(me))) {
-                            break Some(g);
+                            break Ok(g);
                         }
                         match deadline {
                             None => std::thread::park(),
                             Some(d) => {
                                 let left = d.saturating_duration_since(Instant::now());
                                 if left.is_zero() {
-                                    // Gives back a grant that raced with the deadline.
+                                    // The status as this caller saw it, then
+                                    // give back a grant that raced with the deadline.
+                                    let status = self.status_of(key);
                                     let mut out = Vec::new();
                                     self.core.cancel(&waiter, Instant::now(), &mut out);
                                     self.dispose_all(out);
-                                    break None;
+                                    break Err(status);
                                 }
                                 std::thread::park_timeout(left);
                             }
@@ -534,16 +538,16 @@ impl<M: Manager> Inner<M> {
                     };
                     now = Instant::now();
                     match grant {
-                        None => return Err(Error::timeout(Phase::Wait, last_err, now - start, self.status_of(key))),
-                        Some(Grant::Closed) => return Err(Error::closed()),
-                        Some(Grant::Conn(conn)) => {
+                        Err(status) => return Err(Error::timeout(Phase::Wait, last_err, now - start, status)),
+                        Ok(Grant::Closed) => return Err(Error::closed()),
+                        Ok(Grant::Conn(conn)) => {
                             if self.core.is_closed() {
                                 self.give_back(conn, false);
                                 return Err(Error::closed());
                             }
                             (conn, false)
                         }
-                        Some(Grant::Create) => {
+                        Ok(Grant::Create) => {
                             let idx = default_idx.unwrap_or_else(|| self.core.endpoint_index(key));
                             match self.create_step(idx, key, deadline, &mut last_err, &mut failures, start)? {
                                 Some(conn) => (conn, true),
