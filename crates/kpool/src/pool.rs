@@ -386,12 +386,16 @@ impl<'a, M: Manager> Pooled<'a, M> {
     /// timeout past `dispose_timeout`.
     pub async fn release(mut this: Self) -> Result<(), Error<MError<M>>> {
         let inner = this.pool.inner().clone();
-        let mut conn = this.conn.take().expect("present until drop");
-        let result = inner.run_on_release(&mut conn).await;
+        let broken = this.state == Use::Broken;
+        // The guard keeps the connection during the hook: if this future is
+        // dropped midway, its drop gives the connection back as untrusted.
+        this.state = Use::Preparing;
+        let result = inner.run_on_release(this.conn.as_mut().expect("present until drop")).await;
+        let conn = this.conn.take().expect("present until drop");
         // A hook that panicked or hung leaves the connection untrusted; one
         // that returned an error leaves it pooled (SPEC: the error is counted).
         let untrusted = result.as_ref().is_err_and(|e| e.kind() != ErrorKind::Backend(Phase::OnRelease));
-        inner.give_back(conn, this.state == Use::Broken || untrusted);
+        inner.give_back(conn, broken || untrusted);
         result
     }
 }
