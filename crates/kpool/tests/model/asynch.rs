@@ -71,6 +71,7 @@ async fn drive(s: &Settings, ops: &[Op]) {
                     (Acquired::Now(res), Poll::Ready(r)) => {
                         assert_eq!(outcome(&r), res, "{ctx}");
                         if let Ok(g) = r {
+                            assert_not_expired(&g, s, &ctx);
                             held.push(g);
                         }
                     }
@@ -127,6 +128,7 @@ async fn drive(s: &Settings, ops: &[Op]) {
                 (Some(res), Poll::Ready(r)) => {
                     assert_eq!(outcome(&r), res, "{ctx}: acquire #{req}");
                     if let Ok(g) = r {
+                        assert_not_expired(&g, s, &ctx);
                         held.push(g);
                     }
                 }
@@ -147,6 +149,13 @@ async fn drive(s: &Settings, ops: &[Op]) {
     let disposed = pool.manager().disposed.lock().unwrap().len() as u64;
     let taken = pool.counters().detached;
     assert_eq!(made, disposed + taken, "every connection made is disposed or taken");
+}
+
+/// SPEC 3: no acquire ever returns a connection past its `max_lifetime`.
+fn assert_not_expired(g: &OwnedPooled<Ids>, s: &Settings, ctx: &str) {
+    if let Some(life) = s.max_lifetime_s {
+        assert!(Pooled::age(g) < Duration::from_secs(life), "{ctx}: handed out #{} aged {:?}", **g, Pooled::age(g));
+    }
 }
 
 async fn check(pool: &Pool<Ids>, model: &Model, held: &[OwnedPooled<Ids>], ctx: &str) {

@@ -64,7 +64,7 @@ fn op(with_time: bool) -> impl Strategy<Value = Op> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, max_shrink_iters: 4000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 2048, max_shrink_iters: 4000, ..ProptestConfig::default() })]
 
     #[test]
     fn async_pool_follows_the_model(s in settings(), ops in prop::collection::vec(op(true), 1..80)) {
@@ -73,7 +73,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, max_shrink_iters: 1000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, max_shrink_iters: 1000, ..ProptestConfig::default() })]
 
     #[test]
     fn blocking_pool_follows_the_model(
