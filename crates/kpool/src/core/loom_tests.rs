@@ -25,24 +25,25 @@ type Out = Vec<Doomed<&'static str, u32>>;
 
 /// A plain config: no timers, no idle cap, no core connections.
 fn config(max_size: usize, total_max_size: Option<usize>) -> Config {
-    let mut c = Config::default();
-    c.max_size = max_size;
-    c.min_idle = 0;
-    c.max_idle = None;
-    c.burst_limit = None;
-    c.total_max_size = total_max_size;
-    c.idle_timeout = None;
-    c.max_lifetime = None;
-    c.lifetime_jitter = false;
-    c.collection = Collection::Inline;
-    c
+    Config {
+        max_size,
+        min_idle: 0,
+        max_idle: None,
+        burst_limit: None,
+        total_max_size,
+        idle_timeout: None,
+        max_lifetime: None,
+        lifetime_jitter: false,
+        collection: Collection::Inline,
+        ..Config::default()
+    }
 }
 
 /// Creates connection `raw` at `key`, checked out.
 fn checked_out(core: &TestCore, key: &'static str, raw: u32, now: Instant) -> Conn<&'static str, u32> {
     let mut out = Out::new();
     match core.acquire(&key, now, &mut out) {
-        Step::Create(idx) => core.created(idx, raw, now).ok().expect("pool open"),
+        Step::Create(idx) => core.created(idx, raw, now).expect("pool open"),
         _ => panic!("expected room to create"),
     }
 }
@@ -297,7 +298,7 @@ fn loom_eviction_across_endpoints_vs_release() {
             _ => panic!("expected room to create"),
         };
         core.debug_check();
-        let fresh = core.created(idx, 9, now).ok().expect("pool open");
+        let fresh = core.created(idx, 9, now).expect("pool open");
         let mut evicted = reasons(&out);
         evicted.extend(releaser.join().unwrap());
         assert_eq!(evicted, vec![(1, DisposeReason::Evicted)], "the earliest deadline goes first");
@@ -334,7 +335,7 @@ fn loom_global_waiter_served_by_release_elsewhere() {
         core.debug_check();
         assert_eq!(counts(&core), (2, 0, 1, 1, 0));
         let mut out = Out::new();
-        let b = core.created(core.endpoint_index(&"b"), 3, now).ok().expect("open");
+        let b = core.created(core.endpoint_index(&"b"), 3, now).expect("open");
         core.release(b, false, now, &mut out);
         core.release(a2, false, now, &mut out);
         assert!(out.is_empty());

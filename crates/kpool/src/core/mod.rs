@@ -114,7 +114,7 @@ pub(crate) enum Wake {
     Task(Waker),
     Thread(Thread),
     /// A thread of a loom model (`std`'s park/unpark are invisible to loom).
-    #[cfg(kpool_loom)]
+    #[cfg(all(test, kpool_loom))]
     Loom(loom::thread::Thread),
 }
 
@@ -124,7 +124,7 @@ impl Wake {
             Wake::None => {}
             Wake::Task(w) => w.wake(),
             Wake::Thread(t) => t.unpark(),
-            #[cfg(kpool_loom)]
+            #[cfg(all(test, kpool_loom))]
             Wake::Loom(t) => t.unpark(),
         }
     }
