@@ -670,10 +670,11 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
         if cfg.max_idle.is_some_and(|m| ep.idle() >= m) {
             return self.doom(conn, DisposeReason::Idle, cfg, counters, out);
         }
-        if ep.core_idle.len() < cfg.min_idle {
-            ep.core_idle.push_back(conn);
-        } else {
+        let extra = ep.core_idle.len() >= cfg.min_idle;
+        if extra {
             ep.extra_idle.push_back(conn);
+        } else {
+            ep.core_idle.push_back(conn);
         }
         self.idle += 1;
         if !self.global_waiters.is_empty() {
@@ -685,10 +686,16 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
                 n => n,
             };
             self.collect_endpoint(idx, cfg, counters, now, &mut budget, out);
-        } else if let Some(d) = self.eps[idx].extra_idle.back().and_then(|c| c.deadline(true, cfg)) {
-            if self.collector_at.is_none_or(|at| d < at) {
-                self.collector_at = Some(d);
-                self.collector_wake.wake();
+        } else {
+            // Wake the collector if this connection (core ones too: their
+            // lifetime) is due before the collector would look again.
+            let ep = &self.eps[idx];
+            let set = if extra { &ep.extra_idle } else { &ep.core_idle };
+            if let Some(d) = set.back().and_then(|c| c.deadline(extra, cfg)) {
+                if self.collector_at.is_none_or(|at| d < at) {
+                    self.collector_at = Some(d);
+                    self.collector_wake.wake();
+                }
             }
         }
     }
