@@ -2,8 +2,9 @@
 //! random hold times, random cancellations (timeouts around `get`, aborted
 //! tasks, dropped explicit releases), and a manager whose every method fails,
 //! hangs past its timeout, panics or is slow at random. Both pools run at
-//! once with a background collector, short idle timeouts and lifetimes, and
-//! are closed under load at the end with `close_timeout`.
+//! once, with short idle timeouts and lifetimes and a background collector
+//! that also refills `min_idle`, and are closed under load at the end with
+//! `close_timeout`.
 //!
 //! Afterwards: every connection ever created was disposed exactly once, no
 //! task or thread is stuck (all join before a deadline), and the limits were
@@ -398,6 +399,8 @@ fn config() -> kpool::Config {
     c.retry_delay = Duration::from_millis(1);
     c.validation_bypass = Duration::ZERO;
     c.collection = Collection::Background;
+    // The collector also refills min_idle: its creates race the callers'.
+    c.fill_min_idle = true;
     c
 }
 
