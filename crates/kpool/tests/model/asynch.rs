@@ -109,8 +109,12 @@ async fn drive(s: &Settings, ops: &[Op]) {
                 drop(fut);
             }
             Op::Advance(secs) => {
-                model.now += secs * 1000;
+                model.advance(secs * 1000);
                 tokio::time::advance(Duration::from_secs(*secs)).await;
+                // Let a background collector woken by its timer run.
+                for _ in 0..20 {
+                    tokio::task::yield_now().await;
+                }
             }
             Op::Close => {
                 model.close();

@@ -67,6 +67,7 @@ fn settle(what: impl Fn() -> bool) {
 pub fn run(s: &Settings, ops: &[Op]) {
     let mut s = s.clone();
     s.total_max_size = None;
+    s.background = false;
     let pool = Pool::builder(Ids::default()).config(s.config()).build().expect("valid settings");
     let mut model = Model::new(&s, EPS.len());
     let mut held: Vec<Pooled<Ids>> = Vec::new();

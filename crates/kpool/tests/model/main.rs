@@ -34,9 +34,15 @@ fn settings() -> impl Strategy<Value = Settings> {
             } else {
                 Just((None, None)).boxed()
             };
-            (Just((max, min, burst_extra, total_extra)), prop::option::of(min.max(1)..=3), timers, 0usize..=2)
+            (
+                Just((max, min, burst_extra, total_extra)),
+                prop::option::of(min.max(1)..=3),
+                timers,
+                0usize..=2,
+                any::<bool>(),
+            )
         })
-        .prop_map(|((max, min, burst_extra, total_extra), max_idle, (idle, life), batch)| Settings {
+        .prop_map(|((max, min, burst_extra, total_extra), max_idle, (idle, life), batch, background)| Settings {
             max_size: max,
             min_idle: min,
             max_idle: max_idle.filter(|m| *m >= min),
@@ -45,6 +51,7 @@ fn settings() -> impl Strategy<Value = Settings> {
             idle_timeout_s: idle,
             max_lifetime_s: life,
             dispose_batch_size: batch,
+            background,
         })
 }
 

@@ -15,6 +15,8 @@
 //!   `max_size` or more and nobody waits; `max_idle` caps idle connections;
 //! - inline collection on release of at most `dispose_batch_size` due
 //!   connections of the releasing endpoint (0: `floor(log2(n + 1)) + 1`);
+//!   or a background collector that disposes everything due as soon as it
+//!   is due (here: when time advances), endpoint by endpoint;
 //! - cancellation: a cancelled waiter leaves its queues; close: waiters get
 //!   `Closed`, idle connections are disposed, returned ones too.
 
@@ -33,6 +35,8 @@ pub struct Settings {
     pub idle_timeout_s: Option<u64>,
     pub max_lifetime_s: Option<u64>,
     pub dispose_batch_size: usize,
+    /// A background collector instead of inline collection on release.
+    pub background: bool,
 }
 
 impl Settings {
@@ -51,7 +55,7 @@ impl Settings {
         c.create_timeout = None;
         c.retry_limit = 0;
         c.validate_on_acquire = false;
-        c.collection = kpool::Collection::Inline;
+        c.collection = if self.background { kpool::Collection::Background } else { kpool::Collection::Inline };
         c.dispose_batch_size = self.dispose_batch_size;
         c.fill_min_idle = false;
         c
@@ -348,6 +352,9 @@ impl Model {
         if !self.global.is_empty() {
             self.serve_global();
         }
+        if self.s.background {
+            return;
+        }
         let mut budget = match self.s.dispose_batch_size {
             0 => {
                 let n = self.eps[ep].live() + 1;
@@ -467,6 +474,17 @@ impl Model {
             }
         }
         self.reqs.remove(&req);
+    }
+
+    /// Time passes; a background collector disposes what fell due.
+    pub fn advance(&mut self, ms: u64) {
+        self.now += ms;
+        if self.s.background && !self.closed {
+            for ep in self.seen.clone() {
+                let mut unlimited = usize::MAX;
+                self.collect_endpoint(ep, &mut unlimited);
+            }
+        }
     }
 
     pub fn close(&mut self) {
