@@ -18,6 +18,7 @@ use crate::model::{Acquired, Model, Op, Res, Settings};
 pub struct Ids {
     next: AtomicU64,
     disposed: Mutex<Vec<u64>>,
+    dead: Mutex<std::collections::HashSet<u64>>,
 }
 
 impl Manager for Ids {
@@ -32,6 +33,10 @@ impl Manager for Ids {
     async fn dispose(&self, _: &u8, conn: u64) -> Result<(), std::io::Error> {
         self.disposed.lock().unwrap().push(conn);
         Ok(())
+    }
+
+    async fn check_alive(&self, _: &u8, conn: &mut u64) -> Result<bool, std::io::Error> {
+        Ok(!self.dead.lock().unwrap().contains(conn))
     }
 }
 
@@ -99,6 +104,14 @@ async fn drive(s: &Settings, ops: &[Op]) {
                         assert_eq!(Pooled::take(g), id, "{ctx}");
                     }
                 }
+            }
+            Op::Kill(i) => {
+                if held.is_empty() {
+                    continue;
+                }
+                let id = *held[i.index(held.len())];
+                model.kill(id);
+                pool.manager().dead.lock().unwrap().insert(id);
             }
             Op::Cancel(i) => {
                 if pending.is_empty() {

@@ -25,6 +25,7 @@ use crate::model::{Acquired, Model, Op, Res, Settings};
 pub struct Ids {
     next: AtomicU64,
     disposed: Mutex<Vec<u64>>,
+    dead: Mutex<std::collections::HashSet<u64>>,
 }
 
 impl Manager for Ids {
@@ -39,6 +40,10 @@ impl Manager for Ids {
     fn dispose(&self, _: &u8, conn: u64) -> Result<(), std::io::Error> {
         self.disposed.lock().unwrap().push(conn);
         Ok(())
+    }
+
+    fn check_alive(&self, _: &u8, conn: &mut u64) -> Result<bool, std::io::Error> {
+        Ok(!self.dead.lock().unwrap().contains(conn))
     }
 }
 
@@ -122,6 +127,14 @@ pub fn run(s: &Settings, ops: &[Op]) {
                     }
                 }
             }
+            Op::Kill(i) => {
+                if held.is_empty() {
+                    continue;
+                }
+                let id = *held[i.index(held.len())];
+                model.kill(id);
+                pool.manager().dead.lock().unwrap().insert(id);
+            }
             Op::Cancel(i) => {
                 let e = i.index(EPS.len());
                 if model.status(e).4 == 0 || model.is_closed() {
@@ -140,22 +153,36 @@ pub fn run(s: &Settings, ops: &[Op]) {
                 pool.close();
             }
         }
-        let mut still = Vec::new();
-        for (req, rx, t) in pending.drain(..) {
-            match model.poll(req) {
-                None => still.push((req, rx, t)),
-                Some(res) => {
-                    let r =
-                        rx.recv_timeout(PATIENCE).unwrap_or_else(|_| panic!("{ctx}: acquire #{req} never finished"));
-                    assert_eq!(outcome(&r), res, "{ctx}: acquire #{req}");
-                    t.join().unwrap();
-                    if let Ok(g) = r {
-                        held.push(g);
+        // Waiter threads act on their grants at once, and a grant can make
+        // room for another (a dead connection handed off is disposed, and its
+        // taker queues again): resolve until nothing changes.
+        loop {
+            let mut still = Vec::new();
+            let mut progress = false;
+            for (req, rx, t) in pending.drain(..) {
+                // A granted waiter that queues again (dead connection) may
+                // have freed room for one polled earlier in this pass.
+                progress |= model.is_granted(req);
+                match model.poll(req) {
+                    None => still.push((req, rx, t)),
+                    Some(res) => {
+                        progress = true;
+                        let r = rx
+                            .recv_timeout(PATIENCE)
+                            .unwrap_or_else(|_| panic!("{ctx}: acquire #{req} never finished"));
+                        assert_eq!(outcome(&r), res, "{ctx}: acquire #{req}");
+                        t.join().unwrap();
+                        if let Ok(g) = r {
+                            held.push(g);
+                        }
                     }
                 }
             }
+            pending = still;
+            if !progress {
+                break;
+            }
         }
-        pending = still;
         check(&pool, &model, &held, &ctx);
         for (req, rx, _) in &pending {
             assert!(rx.try_recv().is_err(), "{ctx}: acquire #{req} finished, the model says it waits");
@@ -185,6 +212,15 @@ fn check(pool: &Pool<Ids>, model: &Model, held: &[Pooled<Ids>], ctx: &str) {
     want.sort_unstable();
     assert_eq!(real, want, "{ctx}: disposed connections");
     assert_eq!(pool.counters().disposed, model.disposed_by_reason(), "{ctx}: disposal reasons {:?}", model.disposed);
+    // A waiter thread that met a dead connection queues again on its own
+    // time: wait (bounded) for the pool to get there before comparing.
+    let want: Vec<_> = (0..EPS.len()).map(|i| model.status(i)).collect();
+    settle(|| {
+        let st = pool.status();
+        EPS.iter().enumerate().all(|(i, ep)| {
+            st.endpoint(ep).map(|s| (s.total, s.idle, s.in_use, s.creating, s.waiting)).unwrap_or_default() == want[i]
+        })
+    });
     let st = pool.status();
     for (i, ep) in EPS.iter().enumerate() {
         let want = model.status(i);

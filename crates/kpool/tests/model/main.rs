@@ -1,5 +1,6 @@
 //! Property tests: random sequences of acquire / release / take / mark
-//! broken / timeout / cancel / time advance / close over several endpoints,
+//! broken / kill (the next health check fails) / timeout / cancel / time
+//! advance / close over several endpoints,
 //! run against the real pools and checked after every step against a small
 //! reference model of SPEC section 3 ([`model::Model`]).
 //!
@@ -65,6 +66,7 @@ fn op(with_time: bool) -> impl Strategy<Value = Op> {
         1 => any::<prop::sample::Index>().prop_map(Op::Broken),
         1 => any::<prop::sample::Index>().prop_map(Op::Take),
         1 => any::<prop::sample::Index>().prop_map(Op::Cancel),
+        1 => any::<prop::sample::Index>().prop_map(Op::Kill),
         2 => advance.prop_map(Op::Advance),
         1 => Just(Op::Close),
     ]

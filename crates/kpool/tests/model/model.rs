@@ -17,6 +17,8 @@
 //!   connections of the releasing endpoint (0: `floor(log2(n + 1)) + 1`);
 //!   or a background collector that disposes everything due as soon as it
 //!   is due (here: when time advances), endpoint by endpoint;
+//! - health: a reused connection is checked once per acquire, a dead one is
+//!   disposed and the acquire goes on (a fresh one is never checked);
 //! - cancellation: a cancelled waiter leaves its queues; close: waiters get
 //!   `Closed`, idle connections are disposed, returned ones too.
 
@@ -54,7 +56,8 @@ impl Settings {
         c.acquire_timeout = Some(Duration::from_millis(ACQUIRE_TIMEOUT_MS));
         c.create_timeout = None;
         c.retry_limit = 0;
-        c.validate_on_acquire = false;
+        c.validate_on_acquire = true;
+        c.validation_bypass = std::time::Duration::ZERO;
         c.collection = if self.background { kpool::Collection::Background } else { kpool::Collection::Inline };
         c.dispose_batch_size = self.dispose_batch_size;
         c.fill_min_idle = false;
@@ -79,6 +82,8 @@ pub enum Op {
     Broken(proptest::sample::Index),
     Take(proptest::sample::Index),
     Cancel(proptest::sample::Index),
+    /// The connection of a held guard dies: its next check fails.
+    Kill(proptest::sample::Index),
     /// Seconds.
     Advance(u64),
     Close,
@@ -143,6 +148,8 @@ pub struct Model {
     /// Endpoints in the order of their first acquire (the pool's own order,
     /// which breaks ties between equal eviction candidates).
     seen: Vec<usize>,
+    /// Connections `check_alive` will report dead.
+    dead: std::collections::BTreeSet<u64>,
     /// Every disposal: (connection id, reason).
     pub disposed: Vec<(u64, Reason)>,
 }
@@ -167,6 +174,7 @@ impl Model {
             next_id: 0,
             closed: false,
             seen: Vec::new(),
+            dead: Default::default(),
             disposed: Vec::new(),
         }
     }
@@ -248,6 +256,28 @@ impl Model {
 
     /// A new acquire `req` at endpoint `ep`.
     pub fn acquire(&mut self, req: u64, ep: usize) -> Acquired {
+        self.acquire_until(req, ep, self.now + ACQUIRE_TIMEOUT_MS)
+    }
+
+    /// Marks a connection dead: its next health check fails.
+    pub fn kill(&mut self, id: u64) {
+        self.dead.insert(id);
+    }
+
+    /// A reused connection is checked once per acquire (validation bypass
+    /// zero); a dead one goes to `on_dead`, then `dispose`, and the acquire
+    /// starts over (behind anyone now waiting) with the same deadline.
+    fn check_failed(&mut self, id: u64) -> bool {
+        if !self.dead.remove(&id) {
+            return false;
+        }
+        let ep = self.conns[&id].ep;
+        self.eps[ep].in_use -= 1;
+        self.doom(id, Reason::Dead);
+        true
+    }
+
+    fn acquire_until(&mut self, req: u64, ep: usize, deadline: u64) -> Acquired {
         if !self.seen.contains(&ep) {
             self.seen.push(ep);
         }
@@ -269,6 +299,9 @@ impl Model {
                     continue;
                 }
                 self.eps[ep].in_use += 1;
+                if self.check_failed(id) {
+                    return self.acquire_until(req, ep, deadline);
+                }
                 return Acquired::Now(self.hand_out(id));
             }
             if self.eps[ep].live() < limit {
@@ -277,17 +310,17 @@ impl Model {
                     self.eps[ep].in_use += 1;
                     return Acquired::Now(self.hand_out(id));
                 }
-                self.enqueue(req, ep, true);
+                self.enqueue(req, ep, true, deadline);
                 return Acquired::Waits;
             }
         }
         let global = self.eps[ep].live() < limit;
-        self.enqueue(req, ep, global);
+        self.enqueue(req, ep, global, deadline);
         Acquired::Waits
     }
 
-    fn enqueue(&mut self, req: u64, ep: usize, global: bool) {
-        self.reqs.insert(req, (ep, self.now + ACQUIRE_TIMEOUT_MS, Req::Waiting));
+    fn enqueue(&mut self, req: u64, ep: usize, global: bool, deadline: u64) {
+        self.reqs.insert(req, (ep, deadline, Req::Waiting));
         self.eps[ep].waiters.push_back(req);
         self.in_global.insert(req, global);
         if global {
@@ -506,6 +539,11 @@ impl Model {
         }
     }
 
+    /// Whether the pending acquire `req` was granted something.
+    pub fn is_granted(&self, req: u64) -> bool {
+        self.reqs[&req].2 != Req::Waiting
+    }
+
     /// Polls the pending acquire `req` once, the way its future would be:
     /// `Some` when it finished.
     pub fn poll(&mut self, req: u64) -> Option<Res> {
@@ -521,6 +559,13 @@ impl Model {
                 self.eps[ep].in_use -= 1;
                 self.put_back(id);
                 Res::Closed
+            }
+            Req::GrantedConn(id) if self.check_failed(id) => {
+                self.reqs.remove(&req);
+                return match self.acquire_until(req, ep, deadline) {
+                    Acquired::Now(res) => Some(res),
+                    Acquired::Waits => None,
+                };
             }
             Req::GrantedConn(id) => self.hand_out(id),
             Req::GrantedCreate => {
