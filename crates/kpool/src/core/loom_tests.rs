@@ -342,3 +342,60 @@ fn loom_global_waiter_served_by_release_elsewhere() {
         assert_eq!(counts(&core), (2, 2, 0, 0, 0));
     });
 }
+
+/// The background collector's round races an acquire and a release, all
+/// after the connections' lifetime: each expired connection is disposed
+/// exactly once, by whichever side met it first, and the acquire still gets
+/// room (never an expired connection).
+#[test]
+fn loom_collector_vs_acquire_and_release() {
+    loom::model(|| {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(11);
+        let mut cfg = config(2, None);
+        cfg.max_lifetime = Some(Duration::from_secs(10));
+        let core = Arc::new(TestCore::new(cfg));
+        let idle = checked_out(&core, "a", 1, now);
+        let busy = checked_out(&core, "a", 2, now);
+        core.release(idle, false, now, &mut Out::new());
+        let collector = {
+            let core = core.clone();
+            thread::spawn(move || {
+                let mut out = Out::new();
+                let (creates, next) = core.collect(later, None, false, &mut out);
+                assert!(creates.is_empty());
+                let _ = next;
+                reasons(&out)
+            })
+        };
+        let releaser = {
+            let core = core.clone();
+            thread::spawn(move || {
+                let mut out = Out::new();
+                core.release(busy, false, later, &mut out);
+                reasons(&out)
+            })
+        };
+        let mut out = Out::new();
+        let idx = match core.acquire(&"a", later, &mut out) {
+            Step::Create(idx) => idx,
+            Step::Ready(c) => panic!("handed out #{} past its lifetime", c.raw),
+            Step::Wait(w) => match wait(&core, &w) {
+                Grant::Create => 0,
+                Grant::Conn(c) => panic!("handed off #{} past its lifetime", c.raw),
+                Grant::Closed => panic!("not closed"),
+            },
+            Step::Closed => panic!("not closed"),
+        };
+        let mut disposed = reasons(&out);
+        disposed.extend(collector.join().unwrap());
+        disposed.extend(releaser.join().unwrap());
+        disposed.sort_by_key(|(id, _)| *id);
+        assert_eq!(disposed, vec![(1, DisposeReason::Lifetime), (2, DisposeReason::Lifetime)]);
+        core.debug_check();
+        assert_eq!(counts(&core), (1, 0, 0, 1, 0));
+        let fresh = core.created(idx, 3, later).expect("open");
+        core.release(fresh, false, later, &mut out);
+        assert_eq!(counts(&core), (1, 1, 0, 0, 0));
+    });
+}
