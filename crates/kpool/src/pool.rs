@@ -467,14 +467,19 @@ impl<'a, M: Manager> Pooled<'a, M> {
     /// timeout past `dispose_timeout`.
     pub async fn release(mut this: Self) -> Result<(), Error<MError<M>>> {
         let inner = this.pool.inner().clone();
+        let broken = this.state == Use::Broken;
+        inner.checkin(this.conn.as_ref().expect("present until drop"), this.leak.take());
+        // The guard keeps the connection during the hook: if this future is
+        // dropped midway, its drop gives the connection back as untrusted.
+        this.state = Use::Preparing;
+        let result = inner.run_on_release(this.conn.as_mut().expect("present until drop"), &mut true).await;
         let mut conn = this.conn.take().expect("present until drop");
-        inner.checkin(&conn, this.leak.take());
-        let result = inner.run_on_release(&mut conn, &mut true).await;
         // A hook that panicked or hung leaves the connection untrusted; one
-        // that returned an error leaves it pooled (SPEC: the error is counted).
+        // that returned an error leaves it pooled (SPEC: the error is counted)
+        // but suspect, so it is checked on its next checkout.
         let untrusted = result.as_ref().is_err_and(|e| e.kind() != ErrorKind::Backend(Phase::OnRelease));
         conn.suspect |= result.is_err();
-        let broken = this.state == Use::Broken || untrusted || inner.is_broken(&conn);
+        let broken = broken || untrusted || inner.is_broken(&conn);
         inner.give_back(conn, broken);
         result
     }

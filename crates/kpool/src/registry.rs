@@ -7,7 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::metrics::{MetricsSnapshot, write_prometheus};
-use crate::sync::Mutex;
+use parking_lot::Mutex;
 
 /// What the registry needs of a pool. Implemented by [`Pool`](crate::Pool)
 /// and [`blocking::Pool`](crate::blocking::Pool).

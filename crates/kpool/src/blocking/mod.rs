@@ -495,6 +495,44 @@ enum Prepared<E> {
     Dead,
 }
 
+/// Passes a helper thread's `create` result to the waiting caller or, once
+/// the caller gave up, back to the helper to dispose. (A channel cannot: a
+/// result sent just before the caller's timeout is dropped with the
+/// receiver, and the connection is never disposed.)
+struct Handoff<T> {
+    /// The result, and whether the caller gave up.
+    slot: parking_lot::Mutex<(Option<T>, bool)>,
+    ready: parking_lot::Condvar,
+}
+
+impl<T> Default for Handoff<T> {
+    fn default() -> Self {
+        Self { slot: parking_lot::Mutex::new((None, false)), ready: parking_lot::Condvar::new() }
+    }
+}
+
+impl<T> Handoff<T> {
+    /// The helper's side: `Err` hands the value back if the caller is gone.
+    fn put(&self, value: T) -> Result<(), T> {
+        let mut slot = self.slot.lock();
+        if slot.1 {
+            return Err(value);
+        }
+        slot.0 = Some(value);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// The caller's side: the value, or `None` (and gives up) at `deadline`.
+    fn take(&self, deadline: Instant) -> Option<T> {
+        let mut slot = self.slot.lock();
+        while slot.0.is_none() && !self.ready.wait_until(&mut slot, deadline).timed_out() {}
+        let value = slot.0.take();
+        slot.1 = value.is_none();
+        value
+    }
+}
+
 /// Runs a manager call, catching panics.
 fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| panic_message(&*p))
@@ -747,21 +785,19 @@ impl<M: Manager> Inner<M> {
         let outcome = match limit {
             None => Some(guarded(|| self.manager.create(key))),
             Some(limit) => {
-                let (tx, rx) = mpsc::sync_channel(1);
+                let handoff = Arc::new(Handoff::default());
                 let manager = self.manager.clone();
                 let k = key.clone();
+                let theirs = handoff.clone();
                 let spawned = std::thread::Builder::new().name("kpool-create".into()).spawn(move || {
                     let res = guarded(|| manager.create(&k));
-                    if let Err(
-                        mpsc::TrySendError::Full(Ok(Ok(conn))) | mpsc::TrySendError::Disconnected(Ok(Ok(conn))),
-                    ) = tx.try_send(res)
-                    {
+                    if let Err(Ok(Ok(conn))) = theirs.put(res) {
                         // Nobody waits any more: the connection is surplus.
                         let _ = guarded(|| manager.dispose(&k, conn));
                     }
                 });
                 match spawned {
-                    Ok(_) => rx.recv_timeout(limit.saturating_duration_since(Instant::now())).ok(),
+                    Ok(_) => handoff.take(limit),
                     // No thread to spare: create inline.
                     Err(_) => Some(guarded(|| self.manager.create(key))),
                 }

@@ -126,6 +126,9 @@ pub(crate) enum Wake {
     None,
     Task(Waker),
     Thread(Thread),
+    /// A thread of a loom model (`std`'s park/unpark are invisible to loom).
+    #[cfg(all(test, kpool_loom))]
+    Loom(loom::thread::Thread),
 }
 
 impl Wake {
@@ -134,6 +137,8 @@ impl Wake {
             Wake::None => {}
             Wake::Task(w) => w.wake(),
             Wake::Thread(t) => t.unpark(),
+            #[cfg(all(test, kpool_loom))]
+            Wake::Loom(t) => t.unpark(),
         }
     }
 }
