@@ -28,6 +28,8 @@ type Runner = fn(&Workload, Timing) -> RunResult;
 
 const KPOOL: &str = "kpool";
 const KPOOL_BLOCKING: &str = "kpool (blocking)";
+/// The same build with `metrics(false)`: what metrics cost (uncontended only).
+const KPOOL_NO_METRICS: &str = "kpool (metrics off)";
 const NO_POOL: &str = "(no pool: ceiling)";
 const SEM_VEC: &str = "(Semaphore+Mutex<Vec>)";
 /// Pools that can be the anchor a target is measured against.
@@ -72,7 +74,11 @@ fn cells() -> Vec<(Workload, Vec<(&'static str, Runner)>)> {
     vec![
         (
             w("uncontended", "1 task, 16 connections, acquire -> touch -> release", 1, 16, Hold::Plain, plain, None),
-            async_pools(true, true),
+            {
+                let mut v = async_pools(true, true);
+                v.insert(1, (KPOOL_NO_METRICS, |w, t| run_async(pools::kpool_metrics_off, w, t)));
+                v
+            },
         ),
         (
             w(
