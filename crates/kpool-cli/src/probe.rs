@@ -1,0 +1,157 @@
+//! `kpool probe URL`: connect once, check the connection, time each step,
+//! and say in plain words what went wrong.
+
+use std::error::Error;
+use std::future::Future;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crate::Fail;
+use crate::cli::ProbeArgs;
+use crate::managers::{Addr, EchoManager};
+use crate::report::fmt_ms;
+use crate::target::Target;
+use crate::work::Workload;
+
+/// `kpool probe`.
+pub(crate) fn main(args: ProbeArgs) -> Result<ExitCode, Fail> {
+    let target = Target::parse(&args.url)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Fail::Run(format!("cannot start the tokio runtime: {e}")))?;
+    runtime.block_on(probe(&target, args.timeout))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn step(name: &str, took: Duration, detail: &str) {
+    println!("  {name:<11}{:>10}  {detail}", fmt_ms(took.as_secs_f64() * 1e3));
+}
+
+async fn timed<T>(limit: Duration, fut: impl Future<Output = T>) -> (Duration, Option<T>) {
+    let start = Instant::now();
+    let out = tokio::time::timeout(limit, fut).await.ok();
+    (start.elapsed(), out)
+}
+
+async fn probe(target: &Target, limit: Duration) -> Result<(), Fail> {
+    let shown = target.display();
+    println!("probing {shown}");
+    if let Some((host, port)) = target.host_port() {
+        let (took, out) = timed(limit, tokio::net::lookup_host((host.as_str(), port))).await;
+        match out {
+            None => return Err(Fail::Run(format!("cannot resolve '{host}': timed out after {limit:?}"))),
+            Some(Err(e)) => return Err(Fail::Run(format!("cannot resolve '{host}': {}", explain(&e)))),
+            Some(Ok(addrs)) => {
+                let addrs: Vec<_> = addrs.collect();
+                let Some(first) = addrs.first() else {
+                    return Err(Fail::Run(format!("cannot resolve '{host}': no address found")));
+                };
+                let more = if addrs.len() > 1 { format!(" (+{} more)", addrs.len() - 1) } else { String::new() };
+                step("resolve", took, &format!("{first}{more}"));
+            }
+        }
+    }
+    match target {
+        Target::Tcp { host, port } => probe_with(&EchoManager, Addr::Tcp(host.clone(), *port), &shown, limit).await,
+        Target::Unix(path) => probe_with(&EchoManager, Addr::Unix(path.clone()), &shown, limit).await,
+        Target::Postgres(_) | Target::Redis(_) => {
+            Err(Fail::Usage(format!("{shown}: this build of kpool cannot probe it yet")))
+        }
+    }
+}
+
+async fn probe_with<M: Workload>(manager: &M, endpoint: M::Endpoint, shown: &str, limit: Duration) -> Result<(), Fail> {
+    let (took, out) = timed(limit, manager.create(&endpoint)).await;
+    let mut conn = match out {
+        None => return Err(Fail::Run(format!("cannot connect to {shown}: timed out after {limit:?}"))),
+        Some(Err(e)) => return Err(Fail::Run(format!("cannot connect to {shown}: {}", explain(&e)))),
+        Some(Ok(conn)) => conn,
+    };
+    step("connect", took, "connected");
+    let (took, out) = timed(limit, manager.check_alive(&endpoint, &mut conn)).await;
+    match out {
+        None => return Err(Fail::Run(format!("{shown}: the aliveness check timed out after {limit:?}"))),
+        Some(Err(e)) => return Err(Fail::Run(format!("{shown}: the aliveness check failed: {}", explain(&e)))),
+        Some(Ok(false)) => return Err(Fail::Run(format!("{shown}: the connection was found dead right after connecting"))),
+        Some(Ok(true)) => step("check", took, "alive"),
+    }
+    let (took, out) = timed(limit, manager.run_op(&mut conn)).await;
+    match out {
+        None => return Err(Fail::Run(format!("{shown}: no answer within {limit:?}"))),
+        Some(Err(e)) => return Err(Fail::Run(format!("{shown}: {e}"))),
+        Some(Ok(())) => step("round trip", took, "answered"),
+    }
+    let _ = manager.dispose(&endpoint, conn).await;
+    println!("ok");
+    Ok(())
+}
+
+/// An error in plain words: what most likely went wrong, from the kind of
+/// the innermost cause, else the error's own message chain.
+pub(crate) fn explain<E: Error + 'static>(e: &E) -> String {
+    explain_dyn(e)
+}
+
+fn explain_dyn(e: &(dyn Error + 'static)) -> String {
+    let mut cause: Option<&(dyn Error + 'static)> = Some(e);
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            if let Some(words) = io_words(io) {
+                return words;
+            }
+        }
+        cause = err.source();
+    }
+    chain(e)
+}
+
+fn io_words(e: &std::io::Error) -> Option<String> {
+    use std::io::ErrorKind::*;
+    let words = match e.kind() {
+        ConnectionRefused => "connection refused: nothing is listening there",
+        TimedOut => "timed out",
+        NotFound => "no such socket file: is the server running, and is the path right?",
+        PermissionDenied => "permission denied",
+        ConnectionReset => "the server reset the connection",
+        ConnectionAborted => "the connection was aborted",
+        UnexpectedEof => "the server closed the connection",
+        AddrNotAvailable => "address not available",
+        _ => {
+            let text = e.to_string();
+            if text.contains("lookup address") || text.contains("Name or service not known") {
+                return Some(format!("cannot resolve the host name ({text})"));
+            }
+            return None;
+        }
+    };
+    Some(words.to_owned())
+}
+
+/// The error's message followed by each source's, joined by ": ".
+fn chain(e: &(dyn Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_errors_in_words() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(explain(&refused).contains("nothing is listening"));
+        let other = std::io::Error::other("something odd");
+        assert_eq!(explain(&other), "something odd");
+    }
+}
