@@ -119,6 +119,19 @@ macro_rules! config_setters {
             self
         }
 
+        /// Keep histograms per endpoint as well as per pool. Defaults to `false`.
+        pub fn endpoint_histograms(mut self, on: bool) -> Self {
+            self.config.endpoint_histograms = on;
+            self
+        }
+
+        /// Report connections held longer than this (with where they were
+        /// acquired); turns the background collector on. Defaults to `None`.
+        pub fn leak_detection(mut self, threshold: Option<std::time::Duration>) -> Self {
+            self.config.leak_detection = threshold;
+            self
+        }
+
         /// Create and keep `min_idle` connections ready; turns the background
         /// collector on. Defaults to `false`.
         pub fn fill_min_idle(mut self, on: bool) -> Self {
@@ -135,7 +148,7 @@ pub(crate) use config_setters;
 /// nobody calls the pool).
 pub(crate) fn finish(mut config: Config) -> Result<Config, crate::ConfigError> {
     config.validate()?;
-    if config.fill_min_idle {
+    if config.fill_min_idle || config.leak_detection.is_some() {
         config.collection = Collection::Background;
     }
     Ok(config)

@@ -75,6 +75,13 @@ pub struct Config {
     pub dispose_batch_size: usize,
     /// Create `min_idle` connections ahead of use and refill them when they go.
     pub fill_min_idle: bool,
+    /// Keep acquire/usage/creation histograms per endpoint as well as per
+    /// pool (about 7.5 KiB per endpoint).
+    pub endpoint_histograms: bool,
+    /// Report a connection held longer than this, once, with the place it was
+    /// acquired (HikariCP's `leakDetectionThreshold`); its return is reported
+    /// too. Turns the background collector on.
+    pub leak_detection: Option<Duration>,
 }
 
 /// Values shared by the presets, taken from the apifrom seed.
@@ -111,6 +118,8 @@ impl Preset {
             collection: Collection::Inline,
             dispose_batch_size: 0,
             fill_min_idle: false,
+            endpoint_histograms: false,
+            leak_detection: None,
         }
     }
 }

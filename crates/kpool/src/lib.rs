@@ -96,6 +96,7 @@ mod builder;
 mod config;
 mod core;
 mod error;
+mod leak;
 mod manager;
 mod metrics;
 mod pool;
@@ -104,7 +105,8 @@ mod sync;
 
 pub use config::{Collection, Config, ConfigError};
 pub use error::{Error, ErrorKind, Phase};
+pub use leak::LeakReport;
 pub use manager::{Endpoint, FnManager, Manager};
-pub use metrics::{CounterSnapshot, DisposeReason};
+pub use metrics::{CounterSnapshot, DisposeReason, HistogramSnapshot, Metrics, MetricsSnapshot, StatusGauges};
 pub use pool::{Builder, CloseReport, OwnedPooled, Pool, Pooled};
 pub use status::{PoolStatus, Status};

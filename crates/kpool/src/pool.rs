@@ -14,7 +14,7 @@
 
 use std::future::{Future, poll_fn};
 use std::ops::{Deref, DerefMut};
-use std::panic::AssertUnwindSafe;
+use std::panic::{AssertUnwindSafe, Location};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
@@ -24,9 +24,10 @@ use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use crate::builder::{backoff, config_setters, finish, unit_endpoint};
-use crate::core::{Conn, Core, Doomed, Grant, Step, Waiter, Wake};
+use crate::core::{Conn, Core, Doomed, EpInfo, Grant, Step, Waiter, Wake};
 use crate::error::{Error, ErrorKind, Phase, panic_message};
-use crate::metrics::{CounterSnapshot, DisposeReason, bump};
+use crate::leak::{LeakReport, LeakTracker};
+use crate::metrics::{self, CounterSnapshot, DisposeReason, MetricsSnapshot, bump};
 use crate::{Collection, Config, ConfigError, Manager, PoolStatus, Status};
 
 type Endpoint<M> = <M as Manager>::Endpoint;
@@ -48,6 +49,8 @@ pub(crate) struct Inner<M: Manager> {
     default: Option<(Endpoint<M>, usize)>,
     /// Disposals spawned and not finished yet.
     disposing: AtomicUsize,
+    /// Checkouts watched for leaks (with `leak_detection`).
+    leaks: Option<LeakTracker>,
     dispose_waker: parking_lot::Mutex<Option<Waker>>,
 }
 
@@ -90,6 +93,7 @@ impl<M: Manager> Builder<M> {
     /// A [`ConfigError`] when settings contradict each other.
     pub fn build(self) -> Result<Pool<M>, ConfigError> {
         let config = finish(self.config)?;
+        let config_leaks = config.leak_detection.map(LeakTracker::new);
         let core = Core::new(config);
         let default = self.endpoint.or_else(unit_endpoint).map(|k| {
             let idx = core.endpoint_index(&k);
@@ -100,6 +104,7 @@ impl<M: Manager> Builder<M> {
             manager: self.manager,
             default,
             disposing: AtomicUsize::new(0),
+            leaks: config_leaks,
             dispose_waker: parking_lot::Mutex::new(None),
         });
         if inner.core.config.collection == Collection::Background {
@@ -148,7 +153,7 @@ impl<M: Manager> Pool<M> {
     /// to the next waiter or back to the pool.
     #[track_caller]
     pub fn get(&self) -> impl Future<Output = Result<Pooled<'_, M>, Error<MError<M>>>> + Send + '_ {
-        acquire(PoolRef::Borrowed(&self.inner), None, self.inner.core.config.acquire_timeout)
+        acquire(PoolRef::Borrowed(&self.inner), None, self.inner.core.config.acquire_timeout, Location::caller())
     }
 
     /// [`get`](Self::get) with its own deadline instead of `acquire_timeout`.
@@ -156,11 +161,12 @@ impl<M: Manager> Pool<M> {
     /// # Errors
     ///
     /// As [`get`](Self::get).
+    #[track_caller]
     pub fn get_timeout(
         &self,
         timeout: Duration,
     ) -> impl Future<Output = Result<Pooled<'_, M>, Error<MError<M>>>> + Send + '_ {
-        acquire(PoolRef::Borrowed(&self.inner), None, Some(timeout))
+        acquire(PoolRef::Borrowed(&self.inner), None, Some(timeout), Location::caller())
     }
 
     /// Acquires a connection to `endpoint`.
@@ -168,11 +174,17 @@ impl<M: Manager> Pool<M> {
     /// # Errors
     ///
     /// As [`get`](Self::get).
+    #[track_caller]
     pub fn get_for<'a>(
         &'a self,
         endpoint: &'a Endpoint<M>,
     ) -> impl Future<Output = Result<Pooled<'a, M>, Error<MError<M>>>> + Send + 'a {
-        acquire(PoolRef::Borrowed(&self.inner), Some(endpoint), self.inner.core.config.acquire_timeout)
+        acquire(
+            PoolRef::Borrowed(&self.inner),
+            Some(endpoint),
+            self.inner.core.config.acquire_timeout,
+            Location::caller(),
+        )
     }
 
     /// [`get_for`](Self::get_for) with its own deadline.
@@ -180,12 +192,13 @@ impl<M: Manager> Pool<M> {
     /// # Errors
     ///
     /// As [`get`](Self::get).
+    #[track_caller]
     pub fn get_for_timeout<'a>(
         &'a self,
         endpoint: &'a Endpoint<M>,
         timeout: Option<Duration>,
     ) -> impl Future<Output = Result<Pooled<'a, M>, Error<MError<M>>>> + Send + 'a {
-        acquire(PoolRef::Borrowed(&self.inner), Some(endpoint), timeout)
+        acquire(PoolRef::Borrowed(&self.inner), Some(endpoint), timeout, Location::caller())
     }
 
     /// [`get`](Self::get) returning an owned (`'static`) guard, for spawning.
@@ -193,8 +206,9 @@ impl<M: Manager> Pool<M> {
     /// # Errors
     ///
     /// As [`get`](Self::get).
+    #[track_caller]
     pub fn get_owned(&self) -> impl Future<Output = Result<OwnedPooled<M>, Error<MError<M>>>> + Send + 'static {
-        acquire(PoolRef::Owned(self.inner.clone()), None, self.inner.core.config.acquire_timeout)
+        acquire(PoolRef::Owned(self.inner.clone()), None, self.inner.core.config.acquire_timeout, Location::caller())
     }
 
     /// [`get_for`](Self::get_for) returning an owned (`'static`) guard.
@@ -202,11 +216,17 @@ impl<M: Manager> Pool<M> {
     /// # Errors
     ///
     /// As [`get`](Self::get).
+    #[track_caller]
     pub fn get_owned_for<'a>(
         &self,
         endpoint: &'a Endpoint<M>,
     ) -> impl Future<Output = Result<OwnedPooled<M>, Error<MError<M>>>> + Send + 'a {
-        acquire(PoolRef::Owned(self.inner.clone()), Some(endpoint), self.inner.core.config.acquire_timeout)
+        acquire(
+            PoolRef::Owned(self.inner.clone()),
+            Some(endpoint),
+            self.inner.core.config.acquire_timeout,
+            Location::caller(),
+        )
     }
 
     /// Creates connections for `endpoint` until it holds `min_idle`, and
@@ -244,7 +264,23 @@ impl<M: Manager> Pool<M> {
 
     /// The pool's counters.
     pub fn counters(&self) -> CounterSnapshot {
-        self.inner.core.counters.snapshot()
+        self.inner.core.counters()
+    }
+
+    /// Gauges, counters and histograms of the pool and each endpoint.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.inner.core.metrics()
+    }
+
+    /// Zeroes the counters and histograms.
+    pub fn reset_metrics(&self) {
+        self.inner.core.reset_metrics();
+    }
+
+    /// The latest leak reports (with `leak_detection`): connections held past
+    /// the threshold, and their returns. At most the last 64.
+    pub fn leak_reports(&self) -> Vec<LeakReport> {
+        self.inner.leaks.as_ref().map(LeakTracker::reports).unwrap_or_default()
     }
 
     /// The settings the pool runs with.
@@ -339,6 +375,8 @@ pub struct Pooled<'a, M: Manager> {
     conn: Option<CoreConn<M>>,
     pool: PoolRef<'a, M>,
     state: Use,
+    /// Slot in the leak tracker, with leak detection on.
+    leak: Option<usize>,
 }
 
 /// A [`Pooled`] that owns a handle to its pool: `'static`, for spawning.
@@ -352,6 +390,7 @@ impl<'a, M: Manager> Pooled<'a, M> {
     /// Takes the connection out of the pool for good. Its room is freed.
     pub fn take(mut this: Self) -> Connection<M> {
         let conn = this.conn.take().expect("present until drop");
+        this.pool.inner().checkin(&conn, this.leak.take());
         let mut out = Vec::new();
         let raw = this.pool.inner().core.detach(conn, &mut out);
         this.pool.inner().dispose_all(out);
@@ -387,6 +426,7 @@ impl<'a, M: Manager> Pooled<'a, M> {
     pub async fn release(mut this: Self) -> Result<(), Error<MError<M>>> {
         let inner = this.pool.inner().clone();
         let mut conn = this.conn.take().expect("present until drop");
+        inner.checkin(&conn, this.leak.take());
         let result = inner.run_on_release(&mut conn).await;
         // A hook that panicked or hung leaves the connection untrusted; one
         // that returned an error leaves it pooled (SPEC: the error is counted).
@@ -413,7 +453,9 @@ impl<M: Manager> DerefMut for Pooled<'_, M> {
 impl<M: Manager> Drop for Pooled<'_, M> {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.pool.inner().return_conn(conn, self.state);
+            let inner = self.pool.inner();
+            let now = inner.checkin(&conn, self.leak.take());
+            inner.return_conn_at(conn, self.state, now);
         }
     }
 }
@@ -436,16 +478,20 @@ async fn acquire<'a, M: Manager>(
     pool: PoolRef<'a, M>,
     key: Option<&Endpoint<M>>,
     timeout: Option<Duration>,
+    at: &'static Location<'static>,
 ) -> Result<Pooled<'a, M>, Error<MError<M>>> {
     // Yield first if the task is out of cooperative budget, so it never has
     // to yield while holding a connection.
     poll_fn(|cx| tokio::task::coop::poll_proceed(cx).map(|restore| restore.made_progress())).await;
     let inner = pool.inner().clone();
-    let result = acquire_inner(&inner, pool, key, timeout).await;
+    let result = acquire_inner(&inner, pool, key, timeout, at).await;
     match &result {
-        Ok(_) => bump(&inner.core.counters.acquired),
-        Err(e) if e.is_timeout() => bump(&inner.core.counters.timeouts),
-        Err(_) => bump(&inner.core.counters.errors),
+        Ok(guard) => bump(&Pooled::conn(guard).ep.stats.counters.acquired),
+        Err(e) => {
+            if let Some(k) = key.or(inner.default.as_ref().map(|(k, _)| k)) {
+                inner.core.record_failure(k, e.is_timeout());
+            }
+        }
     }
     result
 }
@@ -455,6 +501,7 @@ async fn acquire_inner<'a, M: Manager>(
     pool: PoolRef<'a, M>,
     key: Option<&Endpoint<M>>,
     timeout: Option<Duration>,
+    at: &'static Location<'static>,
 ) -> Result<Pooled<'a, M>, Error<MError<M>>> {
     let core = &inner.core;
     let (key, default_idx) = match key {
@@ -469,6 +516,9 @@ async fn acquire_inner<'a, M: Manager>(
     let mut now = start;
     let mut last_err: Option<MError<M>> = None;
     let mut failures = 0u32;
+    // Served at once from an idle connection, with no I/O: recorded as a
+    // zero wait without a second clock read.
+    let mut immediate = true;
     loop {
         let mut out = Vec::new();
         let step = match default_idx {
@@ -476,6 +526,9 @@ async fn acquire_inner<'a, M: Manager>(
             None => core.acquire(key, now.into_std(), &mut out),
         };
         inner.dispose_all(out);
+        if !matches!(step, Step::Ready(_)) {
+            immediate = false;
+        }
         let (conn, fresh) = match step {
             Step::Ready(conn) => (conn, false),
             Step::Closed => return Err(Error::closed()),
@@ -516,13 +569,23 @@ async fn acquire_inner<'a, M: Manager>(
         };
         let mut holder = Holder { inner, conn: Some(conn), state: Use::Preparing };
         match prepare(inner, &mut holder, fresh, now, deadline, start).await {
-            Ok(()) => {
+            Ok(io) => {
                 let mut conn = holder.conn.take().expect("present after prepare");
                 conn.uses += 1;
-                return Ok(Pooled { conn: Some(conn), pool, state: Use::User });
+                let waited = if immediate && !io { Duration::ZERO } else { start.elapsed() };
+                conn.out_since = (start + waited).into_std();
+                conn.ep.stats.hist.acquire.record(waited);
+                let leak = inner
+                    .leaks
+                    .as_ref()
+                    .map(|t| t.checkout(conn.out_since, at, metrics::label(&conn.ep.key), conn.ep.clone()));
+                return Ok(Pooled { conn: Some(conn), pool, state: Use::User, leak });
             }
             Err(Prepared::Fail(e)) => return Err(e),
-            Err(Prepared::Dead) => now = Instant::now(),
+            Err(Prepared::Dead) => {
+                immediate = false;
+                now = Instant::now();
+            }
         }
     }
 }
@@ -559,9 +622,10 @@ async fn prepare<M: Manager>(
     now: Instant,
     deadline: Option<Instant>,
     start: Instant,
-) -> Result<(), Prepared<MError<M>>> {
+) -> Result<bool, Prepared<MError<M>>> {
     let cfg = &inner.core.config;
     let conn = guard.conn.as_mut().expect("present");
+    let mut io = conn.pending_release;
     if conn.pending_release {
         conn.pending_release = false;
         if let Err(e) = inner.run_on_release(conn).await {
@@ -576,6 +640,7 @@ async fn prepare<M: Manager>(
         && cfg.validate_on_acquire
         && now.into_std().saturating_duration_since(conn.returned) >= cfg.validation_bypass;
     if check {
+        io = true;
         let key = conn.ep.clone();
         let res = timed(deadline, inner.manager.check_alive(&key.key, &mut conn.raw)).await;
         match res {
@@ -606,7 +671,7 @@ async fn prepare<M: Manager>(
     let conn = guard.conn.as_mut().expect("present");
     let key = conn.ep.clone();
     match timed(deadline, inner.manager.on_acquire(&key.key, &mut conn.raw)).await {
-        Timed::Done(Ok(())) => Ok(()),
+        Timed::Done(Ok(())) => Ok(io),
         Timed::Done(Err(e)) => {
             // The hook failed but the connection is fine: back to the pool.
             guard.state = Use::User;
@@ -753,7 +818,6 @@ struct Reservation<'a, M: Manager> {
 impl<M: Manager> Drop for Reservation<'_, M> {
     fn drop(&mut self) {
         if self.armed {
-            bump(&self.inner.core.counters.create_failures);
             let mut out = Vec::new();
             self.inner.core.create_failed(self.idx, &mut out);
             self.inner.dispose_all(out);
@@ -780,10 +844,14 @@ impl<M: Manager> Inner<M> {
         match timed(limit, self.manager.create(key)).await {
             Timed::Done(Ok(raw)) => {
                 reservation.armed = false;
-                match self.core.created(idx, raw, Instant::now().into_std()) {
-                    Ok(conn) => Ok(conn),
+                let now = Instant::now();
+                match self.core.created(idx, raw, now.into_std()) {
+                    Ok(conn) => {
+                        conn.ep.stats.hist.creation.record(now - started);
+                        Ok(conn)
+                    }
                     Err(raw) => {
-                        self.spawn_dispose_raw(key.clone(), raw);
+                        self.spawn_dispose_raw(self.core.endpoint_info(idx), raw);
                         Err(Error::closed())
                     }
                 }
@@ -809,13 +877,29 @@ impl<M: Manager> Inner<M> {
                 Error::timeout(Phase::OnRelease, None, Duration::ZERO, self.core.endpoint_status(ep.index))
             }
         };
-        bump(&self.core.counters.release_errors);
+        bump(&ep.stats.counters.release_errors);
         tracing::warn!(endpoint = ?ep.key, error = %res, "on_release failed");
         Err(res)
     }
 
+    /// A guard lets go of its connection at `now`: records its usage time and
+    /// closes its leak watch.
+    fn checkin(&self, conn: &CoreConn<M>, leak: Option<usize>) -> std::time::Instant {
+        let now = Instant::now().into_std();
+        conn.ep.stats.hist.usage.record(now.saturating_duration_since(conn.out_since));
+        if let (Some(tracker), Some(slot)) = (&self.leaks, leak) {
+            tracker.checkin(slot, now);
+        }
+        now
+    }
+
+    /// A holder lets go of a connection it was preparing.
+    fn return_conn(self: &Arc<Self>, conn: CoreConn<M>, state: Use) {
+        self.return_conn_at(conn, state, Instant::now().into_std());
+    }
+
     /// A guard or holder lets go of its connection.
-    fn return_conn(self: &Arc<Self>, mut conn: CoreConn<M>, state: Use) {
+    fn return_conn_at(self: &Arc<Self>, mut conn: CoreConn<M>, state: Use, now: std::time::Instant) {
         let broken = match state {
             Use::Preparing | Use::Broken => true,
             Use::User => {
@@ -824,7 +908,9 @@ impl<M: Manager> Inner<M> {
                     .unwrap_or(true)
             }
         };
-        self.give_back(conn, broken);
+        let mut out = Vec::new();
+        self.core.release(conn, broken, now, &mut out);
+        self.dispose_all(out);
     }
 
     /// Returns a checked-out connection to the core.
@@ -836,8 +922,8 @@ impl<M: Manager> Inner<M> {
 
     /// The guard's connection failed its check: `on_dead`, then dispose.
     fn dead(self: &Arc<Self>, guard: &mut Holder<'_, M>) {
-        bump(&self.core.counters.dead_found);
         if let Some(conn) = guard.conn.as_mut() {
+            bump(&conn.ep.stats.counters.dead_found);
             let _ = std::panic::catch_unwind(AssertUnwindSafe(|| self.manager.on_dead(&conn.ep.key, &mut conn.raw)));
         }
         self.kill(guard, DisposeReason::Dead);
@@ -870,18 +956,18 @@ impl<M: Manager> Inner<M> {
         let inner = self.clone();
         rt.spawn(async move {
             for (conn, reason) in out {
-                inner.dispose_one(conn.ep.key.clone(), conn.raw, reason).await;
+                inner.dispose_one(conn.ep, conn.raw, reason).await;
             }
             inner.disposal_done();
         });
     }
 
-    fn spawn_dispose_raw(self: &Arc<Self>, key: Endpoint<M>, raw: Connection<M>) {
+    fn spawn_dispose_raw(self: &Arc<Self>, ep: Arc<EpInfo<Endpoint<M>>>, raw: Connection<M>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
         self.disposing.fetch_add(1, Ordering::AcqRel);
         let inner = self.clone();
         rt.spawn(async move {
-            inner.dispose_one(key, raw, DisposeReason::Closed).await;
+            inner.dispose_one(ep, raw, DisposeReason::Closed).await;
             inner.disposal_done();
         });
     }
@@ -894,15 +980,16 @@ impl<M: Manager> Inner<M> {
         }
     }
 
-    async fn dispose_one(&self, key: Endpoint<M>, raw: Connection<M>, reason: DisposeReason) {
+    async fn dispose_one(&self, ep: Arc<EpInfo<Endpoint<M>>>, raw: Connection<M>, reason: DisposeReason) {
+        let key = &ep.key;
         let deadline = self.core.config.dispose_timeout.map(|t| Instant::now() + t);
-        let problem = match timed(deadline, self.manager.dispose(&key, raw)).await {
+        let problem = match timed(deadline, self.manager.dispose(key, raw)).await {
             Timed::Done(Ok(())) => return,
             Timed::Done(Err(e)) => format!("{e:?}"),
             Timed::Panicked(p) => format!("panicked: {p}"),
             Timed::Elapsed => "timed out".to_owned(),
         };
-        bump(&self.core.counters.dispose_errors);
+        bump(&ep.stats.counters.dispose_errors);
         tracing::warn!(endpoint = ?key, reason = reason.as_str(), problem, "dispose failed");
     }
 }
@@ -925,8 +1012,12 @@ async fn collector<M: Manager>(weak: std::sync::Weak<Inner<M>>) {
                 return;
             }
             let mut out = Vec::new();
-            let (creates, next) =
-                inner.core.collect(Instant::now().into_std(), None, inner.core.config.fill_min_idle, &mut out);
+            let now = Instant::now().into_std();
+            let (creates, mut next) = inner.core.collect(now, None, inner.core.config.fill_min_idle, &mut out);
+            if let Some(tracker) = &inner.leaks {
+                let at = tracker.scan(now);
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
             inner.dispose_all(out);
             for (idx, key) in creates {
                 let inner = inner.clone();

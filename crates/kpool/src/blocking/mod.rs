@@ -40,7 +40,7 @@
 
 use std::fmt::Debug;
 use std::ops::{Deref, DerefMut};
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::{AssertUnwindSafe, Location, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 use crate::builder::{backoff, config_setters, finish, unit_endpoint};
 use crate::core::{Conn, Core, Doomed, Grant, Step, Wake};
 use crate::error::{Error, ErrorKind, Phase, panic_message};
+use crate::leak::LeakTracker;
 use crate::metrics::{CounterSnapshot, DisposeReason, bump};
 use crate::{Collection, Config, ConfigError, Endpoint, PoolStatus, Status};
 
@@ -147,6 +148,8 @@ struct Inner<M: Manager> {
     disposer: parking_lot::Mutex<Option<mpsc::Sender<DoomedConn<M>>>>,
     /// Disposals queued or running.
     disposing: Arc<AtomicUsize>,
+    /// Checkouts watched for leaks (with `leak_detection`).
+    leaks: Option<LeakTracker>,
 }
 
 impl<M: Manager> Clone for Pool<M> {
@@ -187,6 +190,7 @@ impl<M: Manager> Builder<M> {
     /// A [`ConfigError`] when settings contradict each other.
     pub fn build(self) -> Result<Pool<M>, ConfigError> {
         let config = finish(self.config)?;
+        let leaks = config.leak_detection.map(LeakTracker::new);
         let core = Core::new(config);
         let default = self.endpoint.or_else(unit_endpoint).map(|k| {
             let idx = core.endpoint_index(&k);
@@ -198,6 +202,7 @@ impl<M: Manager> Builder<M> {
             default,
             disposer: parking_lot::Mutex::new(None),
             disposing: Arc::new(AtomicUsize::new(0)),
+            leaks,
         });
         if inner.core.config.collection == Collection::Background {
             let weak = Arc::downgrade(&inner);
@@ -236,8 +241,9 @@ impl<M: Manager> Pool<M> {
     /// # Errors
     ///
     /// As the async [`Pool::get`](crate::Pool::get).
+    #[track_caller]
     pub fn get(&self) -> Result<Pooled<M>, Error<MError<M>>> {
-        self.inner.acquire(None, self.inner.core.config.acquire_timeout)
+        self.inner.acquire(None, self.inner.core.config.acquire_timeout, Location::caller())
     }
 
     /// [`get`](Self::get) with its own deadline.
@@ -245,8 +251,9 @@ impl<M: Manager> Pool<M> {
     /// # Errors
     ///
     /// As [`get`](Self::get).
+    #[track_caller]
     pub fn get_timeout(&self, timeout: Duration) -> Result<Pooled<M>, Error<MError<M>>> {
-        self.inner.acquire(None, Some(timeout))
+        self.inner.acquire(None, Some(timeout), Location::caller())
     }
 
     /// Acquires a connection to `endpoint`.
@@ -254,8 +261,9 @@ impl<M: Manager> Pool<M> {
     /// # Errors
     ///
     /// As [`get`](Self::get).
+    #[track_caller]
     pub fn get_for(&self, endpoint: &Ep<M>) -> Result<Pooled<M>, Error<MError<M>>> {
-        self.inner.acquire(Some(endpoint), self.inner.core.config.acquire_timeout)
+        self.inner.acquire(Some(endpoint), self.inner.core.config.acquire_timeout, Location::caller())
     }
 
     /// [`get_for`](Self::get_for) with its own deadline (`None`: forever).
@@ -263,8 +271,9 @@ impl<M: Manager> Pool<M> {
     /// # Errors
     ///
     /// As [`get`](Self::get).
+    #[track_caller]
     pub fn get_for_timeout(&self, endpoint: &Ep<M>, timeout: Option<Duration>) -> Result<Pooled<M>, Error<MError<M>>> {
-        self.inner.acquire(Some(endpoint), timeout)
+        self.inner.acquire(Some(endpoint), timeout, Location::caller())
     }
 
     /// Creates connections for `endpoint` until it holds `min_idle`.
@@ -301,7 +310,23 @@ impl<M: Manager> Pool<M> {
 
     /// The pool's counters.
     pub fn counters(&self) -> CounterSnapshot {
-        self.inner.core.counters.snapshot()
+        self.inner.core.counters()
+    }
+
+    /// Gauges, counters and histograms of the pool and each endpoint.
+    pub fn metrics(&self) -> crate::MetricsSnapshot {
+        self.inner.core.metrics()
+    }
+
+    /// Zeroes the counters and histograms.
+    pub fn reset_metrics(&self) {
+        self.inner.core.reset_metrics();
+    }
+
+    /// The latest leak reports (with `leak_detection`); see the async
+    /// [`Pool::leak_reports`](crate::Pool::leak_reports).
+    pub fn leak_reports(&self) -> Vec<crate::LeakReport> {
+        self.inner.leaks.as_ref().map(LeakTracker::reports).unwrap_or_default()
     }
 
     /// The settings the pool runs with.
@@ -352,6 +377,7 @@ pub struct Pooled<M: Manager> {
     conn: Option<CoreConn<M>>,
     pool: Arc<Inner<M>>,
     broken: bool,
+    leak: Option<usize>,
 }
 
 impl<M: Manager> Pooled<M> {
@@ -362,6 +388,7 @@ impl<M: Manager> Pooled<M> {
     /// Takes the connection out of the pool for good. Its room is freed.
     pub fn take(mut this: Self) -> Connection<M> {
         let conn = this.conn.take().expect("present until drop");
+        this.pool.checkin(&conn, this.leak.take());
         let mut out = Vec::new();
         let raw = this.pool.core.detach(conn, &mut out);
         this.pool.dispose_all(out);
@@ -395,6 +422,7 @@ impl<M: Manager> Pooled<M> {
     /// The hook's error; the connection still goes back to the pool.
     pub fn release(mut this: Self) -> Result<(), Error<MError<M>>> {
         let mut conn = this.conn.take().expect("present until drop");
+        this.pool.checkin(&conn, this.leak.take());
         let (result, broken) = this.pool.run_on_release(&mut conn);
         this.pool.give_back(conn, this.broken || broken);
         result
@@ -418,6 +446,7 @@ impl<M: Manager> DerefMut for Pooled<M> {
 impl<M: Manager> Drop for Pooled<M> {
     fn drop(&mut self) {
         let Some(mut conn) = self.conn.take() else { return };
+        let now = self.pool.checkin(&conn, self.leak.take());
         let mut broken = self.broken;
         if !broken {
             let (_, hook_broke) = self.pool.run_on_release(&mut conn);
@@ -425,7 +454,9 @@ impl<M: Manager> Drop for Pooled<M> {
                 || catch_unwind(AssertUnwindSafe(|| self.pool.manager.is_broken(&conn.ep.key, &conn.raw)))
                     .unwrap_or(true);
         }
-        self.pool.give_back(conn, broken);
+        let mut out = Vec::new();
+        self.pool.core.release(conn, broken, now, &mut out);
+        self.pool.dispose_all(out);
     }
 }
 
@@ -468,13 +499,16 @@ impl<M: Manager> Inner<M> {
         self: &Arc<Self>,
         key: Option<&Ep<M>>,
         timeout: Option<Duration>,
+        at: &'static Location<'static>,
     ) -> Result<Pooled<M>, Error<MError<M>>> {
-        let result = self.acquire_inner(key, timeout);
-        let c = &self.core.counters;
+        let result = self.acquire_inner(key, timeout, at);
         match &result {
-            Ok(_) => bump(&c.acquired),
-            Err(e) if e.is_timeout() => bump(&c.timeouts),
-            Err(_) => bump(&c.errors),
+            Ok(guard) => bump(&Pooled::conn(guard).ep.stats.counters.acquired),
+            Err(e) => {
+                if let Some(k) = key.or(self.default.as_ref().map(|(k, _)| k)) {
+                    self.core.record_failure(k, e.is_timeout());
+                }
+            }
         }
         result
     }
@@ -483,6 +517,7 @@ impl<M: Manager> Inner<M> {
         self: &Arc<Self>,
         key: Option<&Ep<M>>,
         timeout: Option<Duration>,
+        at: &'static Location<'static>,
     ) -> Result<Pooled<M>, Error<MError<M>>> {
         let (key, default_idx) = match key {
             Some(k) => (k, None),
@@ -496,6 +531,8 @@ impl<M: Manager> Inner<M> {
         let mut now = start;
         let mut last_err = None;
         let mut failures = 0u32;
+        // Served at once from an idle connection with no I/O: a zero wait.
+        let mut immediate = true;
         loop {
             let mut out = Vec::new();
             let step = match default_idx {
@@ -503,6 +540,9 @@ impl<M: Manager> Inner<M> {
                 None => self.core.acquire(key, now, &mut out),
             };
             self.dispose_all(out);
+            if !matches!(step, Step::Ready(_)) {
+                immediate = false;
+            }
             let (conn, fresh) = match step {
                 Step::Ready(conn) => (conn, false),
                 Step::Closed => return Err(Error::closed()),
@@ -562,13 +602,23 @@ impl<M: Manager> Inner<M> {
             };
             let mut holder = Holder { inner: self, conn: Some(conn) };
             match self.prepare(&mut holder, fresh, now) {
-                Ok(()) => {
+                Ok(io) => {
                     let mut conn = holder.conn.take().expect("present after prepare");
                     conn.uses += 1;
-                    return Ok(Pooled { conn: Some(conn), pool: self.clone(), broken: false });
+                    let waited = if immediate && !io { Duration::ZERO } else { start.elapsed() };
+                    conn.out_since = start + waited;
+                    conn.ep.stats.hist.acquire.record(waited);
+                    let leak = self
+                        .leaks
+                        .as_ref()
+                        .map(|t| t.checkout(conn.out_since, at, crate::metrics::label(&conn.ep.key), conn.ep.clone()));
+                    return Ok(Pooled { conn: Some(conn), pool: self.clone(), broken: false, leak });
                 }
                 Err(Prepared::Fail(e)) => return Err(e),
-                Err(Prepared::Dead) => now = Instant::now(),
+                Err(Prepared::Dead) => {
+                    immediate = false;
+                    now = Instant::now();
+                }
             }
         }
     }
@@ -578,7 +628,7 @@ impl<M: Manager> Inner<M> {
         holder: &mut Holder<'_, M>,
         fresh: bool,
         now: Instant,
-    ) -> Result<(), Prepared<MError<M>>> {
+    ) -> Result<bool, Prepared<MError<M>>> {
         let cfg = &self.core.config;
         let conn = holder.conn.as_mut().expect("present");
         let check =
@@ -592,7 +642,7 @@ impl<M: Manager> Inner<M> {
                 Err(p) => Some(Prepared::Fail(Error::panicked(Phase::Check, p))),
             };
             if let Some(fail) = fail {
-                bump(&self.core.counters.dead_found);
+                bump(&ep.stats.counters.dead_found);
                 let mut conn = holder.conn.take().expect("present");
                 let _ = guarded(|| self.manager.on_dead(&ep.key, &mut conn.raw));
                 let mut out = Vec::new();
@@ -603,7 +653,7 @@ impl<M: Manager> Inner<M> {
         }
         let conn = holder.conn.as_mut().expect("present");
         match guarded(|| self.manager.on_acquire(&ep.key, &mut conn.raw)) {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(())) => Ok(check),
             Ok(Err(e)) => {
                 let conn = holder.conn.take().expect("present");
                 self.give_back(conn, false);
@@ -695,7 +745,6 @@ impl<M: Manager> Inner<M> {
             }
         };
         let fail = |e: Error<MError<M>>| {
-            bump(&self.core.counters.create_failures);
             let mut out = Vec::new();
             self.core.create_failed(idx, &mut out);
             self.dispose_all(out);
@@ -703,7 +752,10 @@ impl<M: Manager> Inner<M> {
         };
         match outcome {
             Some(Ok(Ok(raw))) => match self.core.created(idx, raw, Instant::now()) {
-                Ok(conn) => Ok(conn),
+                Ok(conn) => {
+                    conn.ep.stats.hist.creation.record(started.elapsed());
+                    Ok(conn)
+                }
                 Err(raw) => {
                     let _ = guarded(|| self.manager.dispose(key, raw));
                     Err(Error::closed())
@@ -727,9 +779,19 @@ impl<M: Manager> Inner<M> {
             Ok(Err(e)) => (Error::backend_error(Phase::OnRelease, e), false),
             Err(p) => (Error::panicked(Phase::OnRelease, p), true),
         };
-        bump(&self.core.counters.release_errors);
+        bump(&ep.stats.counters.release_errors);
         tracing::warn!(endpoint = ?ep.key, error = %err, "on_release failed");
         (Err(err), broken)
+    }
+
+    /// A guard lets go of its connection: usage time, leak watch.
+    fn checkin(&self, conn: &CoreConn<M>, leak: Option<usize>) -> Instant {
+        let now = Instant::now();
+        conn.ep.stats.hist.usage.record(now.saturating_duration_since(conn.out_since));
+        if let (Some(tracker), Some(slot)) = (&self.leaks, leak) {
+            tracker.checkin(slot, now);
+        }
+        now
     }
 
     fn give_back(&self, conn: CoreConn<M>, broken: bool) {
@@ -753,17 +815,17 @@ impl<M: Manager> Inner<M> {
             let (tx, rx) = mpsc::channel::<DoomedConn<M>>();
             let manager = self.manager.clone();
             let disposing = self.disposing.clone();
-            let counters = self.core.counters.clone();
             let spawned = std::thread::Builder::new().name("kpool-dispose".into()).spawn(move || {
                 for (conn, reason) in rx {
-                    let key = conn.ep.key.clone();
-                    let problem = match guarded(|| manager.dispose(&key, conn.raw)) {
+                    let ep = conn.ep;
+                    let key = &ep.key;
+                    let problem = match guarded(|| manager.dispose(key, conn.raw)) {
                         Ok(Ok(())) => None,
                         Ok(Err(e)) => Some(format!("{e:?}")),
                         Err(p) => Some(format!("panicked: {p}")),
                     };
                     if let Some(problem) = problem {
-                        bump(&counters.dispose_errors);
+                        bump(&ep.stats.counters.dispose_errors);
                         tracing::warn!(endpoint = ?key, reason = reason.as_str(), problem, "dispose failed");
                     }
                     disposing.fetch_sub(1, Ordering::AcqRel);
@@ -800,7 +862,12 @@ fn collector<M: Manager>(weak: std::sync::Weak<Inner<M>>) {
             }
             inner.core.set_collector_wake(Wake::Thread(std::thread::current()));
             let mut out = Vec::new();
-            let (creates, next) = inner.core.collect(Instant::now(), None, inner.core.config.fill_min_idle, &mut out);
+            let now = Instant::now();
+            let (creates, mut next) = inner.core.collect(now, None, inner.core.config.fill_min_idle, &mut out);
+            if let Some(tracker) = &inner.leaks {
+                let at = tracker.scan(now);
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
             inner.dispose_all(out);
             for (idx, key) in creates {
                 if let Ok(conn) = inner.create_reserved(idx, &key, None) {

@@ -53,7 +53,7 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crate::config::{Collection, Config};
-use crate::metrics::{Counters, DisposeReason, bump};
+use crate::metrics::{self, CounterSnapshot, DisposeReason, Histograms, MetricsSnapshot, Stats, bump};
 use crate::status::{PoolStatus, Status};
 use crate::sync::{Arc, Mutex};
 
@@ -62,6 +62,14 @@ use crate::sync::{Arc, Mutex};
 pub(crate) struct EpInfo<K> {
     pub(crate) key: K,
     pub(crate) index: usize,
+    /// The endpoint's counters and the histograms it records into.
+    pub(crate) stats: Stats,
+}
+
+impl<K: Send + Sync> crate::leak::HasStats for EpInfo<K> {
+    fn stats(&self) -> &Stats {
+        &self.stats
+    }
 }
 
 /// A live connection with its bookkeeping.
@@ -77,6 +85,8 @@ pub(crate) struct Conn<K, C> {
     pub(crate) uses: u64,
     /// The async `on_release` hook is owed (deferred from a guard drop).
     pub(crate) pending_release: bool,
+    /// When it was last handed to a user (for the usage histogram).
+    pub(crate) out_since: Instant,
 }
 
 impl<K, C> Conn<K, C> {
@@ -233,7 +243,9 @@ pub(crate) struct Core<K, C> {
     state: Mutex<State<K, C>>,
     closed: crate::sync::AtomicBool,
     pub(crate) config: Config,
-    pub(crate) counters: std::sync::Arc<Counters>,
+    /// The pool's histograms (endpoints share them unless
+    /// `endpoint_histograms` is on).
+    pub(crate) hist: std::sync::Arc<Histograms>,
 }
 
 impl<K: Eq + Hash + Clone, C> Core<K, C> {
@@ -253,14 +265,19 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
             }),
             closed: crate::sync::AtomicBool::new(false),
             config,
-            counters: std::sync::Arc::default(),
+            hist: std::sync::Arc::default(),
         }
     }
 
     /// The index of an endpoint, registering it on first use.
     pub(crate) fn endpoint_index(&self, key: &K) -> usize {
         let mut st = self.state.lock();
-        st.endpoint(key)
+        st.endpoint(key, &self.hist, self.config.endpoint_histograms)
+    }
+
+    /// An endpoint's shared info (its key and stats).
+    pub(crate) fn endpoint_info(&self, idx: usize) -> std::sync::Arc<EpInfo<K>> {
+        self.state.lock().eps[idx].info.clone()
     }
 
     /// Whether `close()` was called.
@@ -276,14 +293,14 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         let mut st = self.state.lock();
         let idx = match st.index.get(key) {
             Some(&i) => i,
-            None => st.endpoint(key),
+            None => st.endpoint(key, &self.hist, self.config.endpoint_histograms),
         };
-        st.acquire(idx, &self.config, &self.counters, now, out)
+        st.acquire(idx, &self.config, now, out)
     }
 
     /// [`Core::acquire`] for a known endpoint index (no hashing).
     pub(crate) fn acquire_index(&self, idx: usize, now: Instant, out: &mut Vec<Doomed<K, C>>) -> Step<K, C> {
-        self.state.lock().acquire(idx, &self.config, &self.counters, now, out)
+        self.state.lock().acquire(idx, &self.config, now, out)
     }
 
     /// Picks up a waiter's grant, or registers how to wake it.
@@ -317,15 +334,15 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
             WaitState::Granted(Grant::Conn(conn)) => {
                 let idx = conn.ep.index;
                 st.eps[idx].in_use -= 1;
-                st.put_back(conn, &self.config, &self.counters, now, out);
+                st.put_back(conn, &self.config, now, out);
             }
             WaitState::Granted(Grant::Create) => {
                 st.eps[waiter.ep].creating -= 1;
                 st.total -= 1;
-                st.room_freed(waiter.ep, &self.config, out, &self.counters);
+                st.room_freed(waiter.ep, &self.config, out);
             }
         }
-        st.after_change(&self.counters);
+        st.after_change();
     }
 
     /// A reserved create succeeded. Returns the connection (in use), or gives
@@ -333,11 +350,12 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     pub(crate) fn created(&self, idx: usize, raw: C, now: Instant) -> Result<Conn<K, C>, C> {
         let mut st = self.state.lock();
         st.eps[idx].creating -= 1;
-        bump(&self.counters.created);
+        let stats = &st.eps[idx].info.stats.counters;
+        bump(&stats.created);
         if st.closed {
+            stats.disposed(DisposeReason::Closed);
             st.total -= 1;
-            self.counters.disposed(DisposeReason::Closed);
-            st.after_change(&self.counters);
+            st.after_change();
             return Err(raw);
         }
         st.eps[idx].in_use += 1;
@@ -345,17 +363,27 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         st.next_id += 1;
         let expires =
             self.config.max_lifetime.map(|life| now + jittered(life, st.next_id, self.config.lifetime_jitter));
-        Ok(Conn { raw, ep: info, created: now, expires, returned: now, uses: 0, pending_release: false })
+        Ok(Conn {
+            raw,
+            ep: info,
+            created: now,
+            expires,
+            returned: now,
+            uses: 0,
+            pending_release: false,
+            out_since: now,
+        })
     }
 
     /// A reserved create failed (error, timeout, panic or cancellation): its
     /// room goes to the next waiter at once.
     pub(crate) fn create_failed(&self, idx: usize, out: &mut Vec<Doomed<K, C>>) {
         let mut st = self.state.lock();
+        bump(&st.eps[idx].info.stats.counters.create_failures);
         st.eps[idx].creating -= 1;
         st.total -= 1;
-        st.room_freed(idx, &self.config, out, &self.counters);
-        st.after_change(&self.counters);
+        st.room_freed(idx, &self.config, out);
+        st.after_change();
     }
 
     /// A checked-out connection comes back. `broken` disposes it.
@@ -363,19 +391,19 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         let mut st = self.state.lock();
         st.eps[conn.ep.index].in_use -= 1;
         if broken {
-            st.doom(conn, DisposeReason::Broken, &self.config, &self.counters, out);
+            st.doom(conn, DisposeReason::Broken, &self.config, out);
         } else {
-            st.put_back(conn, &self.config, &self.counters, now, out);
+            st.put_back(conn, &self.config, now, out);
         }
-        st.after_change(&self.counters);
+        st.after_change();
     }
 
     /// A checked-out connection leaves the pool for a reason (dead on check).
     pub(crate) fn discard(&self, conn: Conn<K, C>, reason: DisposeReason, out: &mut Vec<Doomed<K, C>>) {
         let mut st = self.state.lock();
         st.eps[conn.ep.index].in_use -= 1;
-        st.doom(conn, reason, &self.config, &self.counters, out);
-        st.after_change(&self.counters);
+        st.doom(conn, reason, &self.config, out);
+        st.after_change();
     }
 
     /// A checked-out connection leaves the pool for good, undisposed.
@@ -384,9 +412,9 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         let idx = conn.ep.index;
         st.eps[idx].in_use -= 1;
         st.total -= 1;
-        bump(&self.counters.detached);
-        st.room_freed(idx, &self.config, out, &self.counters);
-        st.after_change(&self.counters);
+        bump(&conn.ep.stats.counters.detached);
+        st.room_freed(idx, &self.config, out);
+        st.after_change();
         conn.raw
     }
 
@@ -408,12 +436,12 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
             for conn in ep.core_idle.drain(..).chain(ep.extra_idle.drain(..)) {
                 *total -= 1;
                 *idle -= 1;
-                self.counters.disposed(DisposeReason::Closed);
+                conn.ep.stats.counters.disposed(DisposeReason::Closed);
                 out.push((conn, DisposeReason::Closed));
             }
         }
         st.collector_wake.wake();
-        st.after_change(&self.counters);
+        st.after_change();
         true
     }
 
@@ -446,7 +474,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         let mut next: Option<Instant> = None;
         let mut creates = Vec::new();
         for idx in 0..st.eps.len() {
-            st.collect_endpoint(idx, cfg, &self.counters, now, &mut budget, out);
+            st.collect_endpoint(idx, cfg, now, &mut budget, out);
             let ep = &st.eps[idx];
             for (conn, extra) in ep.core_idle.iter().map(|c| (c, false)).chain(ep.extra_idle.iter().map(|c| (c, true)))
             {
@@ -464,7 +492,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
             }
         }
         st.collector_at = next;
-        st.after_change(&self.counters);
+        st.after_change();
         (creates, next)
     }
 
@@ -508,6 +536,49 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         PoolStatus { pool, endpoints, closed: st.closed }
     }
 
+    /// Counts a failed acquire for `key` (a timeout or another error).
+    pub(crate) fn record_failure(&self, key: &K, timeout: bool) {
+        let info = self.endpoint_info(self.endpoint_index(key));
+        let c = &info.stats.counters;
+        bump(if timeout { &c.timeouts } else { &c.errors });
+    }
+
+    /// Counters summed over endpoints.
+    pub(crate) fn counters(&self) -> CounterSnapshot
+    where
+        K: std::fmt::Debug,
+    {
+        self.metrics().pool.counters
+    }
+
+    /// Gauges under one lock, then counters and histograms from atomics.
+    pub(crate) fn metrics(&self) -> MetricsSnapshot
+    where
+        K: std::fmt::Debug,
+    {
+        let status = self.status();
+        let infos: Vec<_> = self.state.lock().eps.iter().map(|e| e.info.clone()).collect();
+        let readings = infos
+            .iter()
+            .zip(&status.endpoints)
+            .map(|(info, (_, st))| metrics::EndpointReading {
+                label: metrics::label(&info.key),
+                status: *st,
+                counters: info.stats.counters.snapshot(),
+                hist: info.stats.own_hist.then(|| metrics::read_hist(&info.stats.hist)),
+            })
+            .collect();
+        metrics::snapshot(status.pool, status.closed, readings, &self.hist)
+    }
+
+    /// Zeroes counters and histograms (gauges are live values).
+    pub(crate) fn reset_metrics(&self) {
+        for info in self.state.lock().eps.iter().map(|e| e.info.clone()) {
+            info.stats.reset();
+        }
+        metrics::reset_pool_hist(&self.hist);
+    }
+
     /// Status of one endpoint without building the whole snapshot.
     pub(crate) fn endpoint_status(&self, idx: usize) -> Status {
         self.state.lock().eps[idx].status(&self.config)
@@ -532,13 +603,14 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
 }
 
 impl<K: Eq + Hash + Clone, C> State<K, C> {
-    fn endpoint(&mut self, key: &K) -> usize {
+    fn endpoint(&mut self, key: &K, hist: &std::sync::Arc<Histograms>, own_hist: bool) -> usize {
         if let Some(&i) = self.index.get(key) {
             return i;
         }
         let index = self.eps.len();
+        let stats = Stats::new(hist, own_hist);
         self.eps.push(Endpoint {
-            info: std::sync::Arc::new(EpInfo { key: key.clone(), index }),
+            info: std::sync::Arc::new(EpInfo { key: key.clone(), index, stats }),
             core_idle: VecDeque::new(),
             extra_idle: VecDeque::new(),
             in_use: 0,
@@ -549,15 +621,8 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
         index
     }
 
-    fn acquire(
-        &mut self,
-        idx: usize,
-        cfg: &Config,
-        counters: &Counters,
-        now: Instant,
-        out: &mut Vec<Doomed<K, C>>,
-    ) -> Step<K, C> {
-        bump(&counters.requests);
+    fn acquire(&mut self, idx: usize, cfg: &Config, now: Instant, out: &mut Vec<Doomed<K, C>>) -> Step<K, C> {
+        bump(&self.eps[idx].info.stats.counters.requests);
         if self.closed {
             return Step::Closed;
         }
@@ -576,7 +641,7 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
                 self.idle -= 1;
                 if let Some(reason) = conn.due(extra, cfg, now) {
                     self.total -= 1;
-                    counters.disposed(reason);
+                    conn.ep.stats.counters.disposed(reason);
                     out.push((conn, reason));
                     continue;
                 }
@@ -584,7 +649,7 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
                 return Step::Ready(conn);
             }
             if ep.live() < limit {
-                if self.room(cfg) || self.evict_one(cfg, counters, out) {
+                if self.room(cfg) || self.evict_one(cfg, out) {
                     self.reserve(idx);
                     return Step::Create(idx);
                 }
@@ -635,19 +700,12 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
 
     /// A connection that was in use (not counted in `in_use` any more) goes
     /// to the oldest waiter, or is disposed, or goes idle.
-    fn put_back(
-        &mut self,
-        mut conn: Conn<K, C>,
-        cfg: &Config,
-        counters: &Counters,
-        now: Instant,
-        out: &mut Vec<Doomed<K, C>>,
-    ) {
+    fn put_back(&mut self, mut conn: Conn<K, C>, cfg: &Config, now: Instant, out: &mut Vec<Doomed<K, C>>) {
         if self.closed {
-            return self.doom(conn, DisposeReason::Closed, cfg, counters, out);
+            return self.doom(conn, DisposeReason::Closed, cfg, out);
         }
         if conn.lifetime_over(now) {
-            return self.doom(conn, DisposeReason::Lifetime, cfg, counters, out);
+            return self.doom(conn, DisposeReason::Lifetime, cfg, out);
         }
         conn.returned = now;
         let idx = conn.ep.index;
@@ -660,10 +718,10 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
         // `live` no longer counts this connection: with it, the endpoint is
         // above max_size only while bursting, and nobody waits (checked above).
         if ep.live() + 1 > cfg.max_size {
-            return self.doom(conn, DisposeReason::Burst, cfg, counters, out);
+            return self.doom(conn, DisposeReason::Burst, cfg, out);
         }
         if cfg.max_idle.is_some_and(|m| ep.idle() >= m) {
-            return self.doom(conn, DisposeReason::Idle, cfg, counters, out);
+            return self.doom(conn, DisposeReason::Idle, cfg, out);
         }
         if ep.core_idle.len() < cfg.min_idle {
             ep.core_idle.push_back(conn);
@@ -672,14 +730,14 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
         }
         self.idle += 1;
         if !self.global_waiters.is_empty() {
-            self.serve_global(cfg, counters, out);
+            self.serve_global(cfg, out);
         }
         if cfg.collection == Collection::Inline {
             let mut budget = match cfg.dispose_batch_size {
                 0 => auto_batch(self.eps[idx].live()),
                 n => n,
             };
-            self.collect_endpoint(idx, cfg, counters, now, &mut budget, out);
+            self.collect_endpoint(idx, cfg, now, &mut budget, out);
         } else if let Some(d) = self.eps[idx].extra_idle.back().and_then(|c| c.deadline(true, cfg)) {
             if self.collector_at.is_none_or(|at| d < at) {
                 self.collector_at = Some(d);
@@ -693,7 +751,6 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
         &mut self,
         idx: usize,
         cfg: &Config,
-        counters: &Counters,
         now: Instant,
         budget: &mut usize,
         out: &mut Vec<Doomed<K, C>>,
@@ -713,35 +770,28 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
             *budget -= 1;
             self.idle -= 1;
             self.total -= 1;
-            counters.disposed(reason);
+            conn.ep.stats.counters.disposed(reason);
             out.push((conn, reason));
             freed = true;
         }
         if freed {
-            self.room_freed(idx, cfg, out, counters);
+            self.room_freed(idx, cfg, out);
         }
     }
 
     /// Counts a connection (already out of idle and in-use counts) as gone.
-    fn doom(
-        &mut self,
-        conn: Conn<K, C>,
-        reason: DisposeReason,
-        cfg: &Config,
-        counters: &Counters,
-        out: &mut Vec<Doomed<K, C>>,
-    ) {
+    fn doom(&mut self, conn: Conn<K, C>, reason: DisposeReason, cfg: &Config, out: &mut Vec<Doomed<K, C>>) {
         let idx = conn.ep.index;
         self.total -= 1;
-        counters.disposed(reason);
+        conn.ep.stats.counters.disposed(reason);
         out.push((conn, reason));
-        self.room_freed(idx, cfg, out, counters);
+        self.room_freed(idx, cfg, out);
     }
 
     /// Room was freed at endpoint `idx` (and globally): the endpoint's oldest
     /// waiter may create; otherwise a waiter elsewhere blocked on
     /// `total_max_size` may.
-    fn room_freed(&mut self, idx: usize, cfg: &Config, out: &mut Vec<Doomed<K, C>>, counters: &Counters) {
+    fn room_freed(&mut self, idx: usize, cfg: &Config, out: &mut Vec<Doomed<K, C>>) {
         if self.closed {
             return;
         }
@@ -755,14 +805,14 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
             return;
         }
         if !self.global_waiters.is_empty() {
-            self.serve_global(cfg, counters, out);
+            self.serve_global(cfg, out);
         }
     }
 
     /// Serves waiters blocked on `total_max_size`, oldest first, with free
     /// global room or by evicting the idle connection with the earliest
     /// deadline on any endpoint.
-    fn serve_global(&mut self, cfg: &Config, counters: &Counters, out: &mut Vec<Doomed<K, C>>) {
+    fn serve_global(&mut self, cfg: &Config, out: &mut Vec<Doomed<K, C>>) {
         let limit = cfg.endpoint_limit();
         while let Some(w) = self.global_waiters.front().cloned() {
             let j = w.ep;
@@ -773,7 +823,7 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
                 w.slot.lock().in_global = false;
                 continue;
             }
-            if !(self.room(cfg) || self.evict_one(cfg, counters, out)) {
+            if !(self.room(cfg) || self.evict_one(cfg, out)) {
                 return;
             }
             let first = self.pop_waiter(j).expect("a global waiter is queued at its endpoint");
@@ -784,7 +834,7 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
 
     /// Disposes the idle connection with the earliest deadline, on any
     /// endpoint; false if nothing is idle.
-    fn evict_one(&mut self, cfg: &Config, counters: &Counters, out: &mut Vec<Doomed<K, C>>) -> bool {
+    fn evict_one(&mut self, cfg: &Config, out: &mut Vec<Doomed<K, C>>) -> bool {
         if self.idle == 0 {
             return false;
         }
@@ -809,13 +859,13 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
         let conn = conn.expect("position found above");
         self.idle -= 1;
         self.total -= 1;
-        counters.disposed(DisposeReason::Evicted);
+        conn.ep.stats.counters.disposed(DisposeReason::Evicted);
         out.push((conn, DisposeReason::Evicted));
         true
     }
 
     /// Wakes `close_with_timeout` callers once nothing is outstanding.
-    fn after_change(&mut self, _counters: &Counters) {
+    fn after_change(&mut self) {
         if self.closed && self.total == self.idle && !self.close_watchers.is_empty() {
             for mut w in self.close_watchers.drain(..) {
                 w.wake();
