@@ -318,11 +318,8 @@ fn live_line(window: &[(Instant, u64)], slices: &[Slice], last: Option<&Sample>)
             let _ = recent.add(&s.figures.wait);
         }
     }
-    let p99 = if recent.is_empty() {
-        "-".to_owned()
-    } else {
-        report::fmt_ms(recent.value_at_quantile(0.99) as f64 / 1e6)
-    };
+    let p99 =
+        if recent.is_empty() { "-".to_owned() } else { report::fmt_ms(recent.value_at_quantile(0.99) as f64 / 1e6) };
     let v = last.map(|s| s.view.pool).unwrap_or_default();
     format!(
         "{} ops/s  p99 wait {p99}  in use {}  idle {}  waiting {}",
@@ -436,7 +433,9 @@ fn check_load(args: &BenchArgs) -> Result<(), Fail> {
         return Err(Fail::Usage("--server-latency and --drop-rate shape the embedded server; drop --url".into()));
     }
     if args.mode == Mode::Blocking && args.tasks > MAX_THREADS {
-        return Err(Fail::Usage(format!("--mode blocking starts one thread per task: use at most {MAX_THREADS} tasks")));
+        return Err(Fail::Usage(format!(
+            "--mode blocking starts one thread per task: use at most {MAX_THREADS} tasks"
+        )));
     }
     Ok(())
 }
@@ -468,7 +467,9 @@ pub(crate) fn main(args: BenchArgs) -> Result<ExitCode, Fail> {
         Some(_) => None,
     };
     let (label, addr) = match (&target, &server) {
-        (None, Some(s)) => (format!("embedded echo server on {}", s.addr()), Addr::Tcp("127.0.0.1".into(), s.addr().port())),
+        (None, Some(s)) => {
+            (format!("embedded echo server on {}", s.addr()), Addr::Tcp("127.0.0.1".into(), s.addr().port()))
+        }
         (Some(t @ Target::Tcp { host, port }), _) => (t.display(), Addr::Tcp(host.clone(), *port)),
         (Some(t @ Target::Unix(path)), _) => (t.display(), Addr::Unix(path.clone())),
         (Some(t), _) => return Err(Fail::Usage(format!("{}: this build of kpool cannot load it yet", t.display()))),
@@ -535,10 +536,7 @@ async fn run_async<M: Workload>(
         Err(_) => return Err(Fail::Run(format!("cannot connect to {label}: timed out after {deadline:?}"))),
     }
     let keys = keys(endpoint, plan.endpoints);
-    let pool = kpool::Pool::builder(Sharded(manager))
-        .config(config)
-        .build()
-        .map_err(|e| Fail::Usage(e.to_string()))?;
+    let pool = kpool::Pool::builder(Sharded(manager)).config(config).build().map_err(|e| Fail::Usage(e.to_string()))?;
     if plan.warm {
         for key in keys.iter() {
             pool.warm(key).await.map_err(|e| Fail::Run(format!("cannot warm the pool: {}", describe(&e))))?;
@@ -654,8 +652,8 @@ fn run_blocking<M: BlockingWorkload>(
     let mut threads = Vec::with_capacity(plan.tasks as usize);
     for id in 0..plan.tasks as usize {
         let (pool, keys, shared) = (pool.clone(), keys.clone(), shared.clone());
-        let spawned = std::thread::Builder::new().name(format!("kpool-worker-{id}")).stack_size(256 * 1024).spawn(
-            move || {
+        let spawned =
+            std::thread::Builder::new().name(format!("kpool-worker-{id}")).stack_size(256 * 1024).spawn(move || {
                 let mut n = id;
                 while let Some(at) = shared.next_start() {
                     if let Some(at) = at {
@@ -687,8 +685,7 @@ fn run_blocking<M: BlockingWorkload>(
                         }
                     }
                 }
-            },
-        );
+            });
         match spawned {
             Ok(t) => threads.push(t),
             Err(e) => {

@@ -19,7 +19,7 @@ pub(crate) enum Command {
     ///
     /// Without --url, an embedded TCP echo server on 127.0.0.1 serves the
     /// load, so nothing needs to be installed.
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
     /// Connect once, check the connection, and print the timings or the problem.
     Probe(ProbeArgs),
 }

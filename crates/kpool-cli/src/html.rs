@@ -42,9 +42,14 @@ fn esc(s: &str) -> String {
 /// How values map onto the vertical axis.
 #[derive(Clone, Copy)]
 enum Scale {
-    Linear { max: f64 },
+    Linear {
+        max: f64,
+    },
     /// log10, between two powers of ten.
-    Log { lo: f64, hi: f64 },
+    Log {
+        lo: f64,
+        hi: f64,
+    },
 }
 
 impl Scale {
@@ -77,6 +82,25 @@ fn nice_step(raw: f64) -> f64 {
     }
     let p = 10f64.powf(raw.log10().floor());
     [1.0, 2.0, 5.0, 10.0].into_iter().map(|m| m * p).find(|s| *s >= raw).unwrap_or(10.0 * p)
+}
+
+/// A linear axis top a little above `top`, on a round step.
+fn linear_top(top: f64) -> f64 {
+    let step = nice_step(top.max(1.0) * 1.1 / 5.0);
+    ((top.max(1.0) * 1.1) / step).ceil() * step
+}
+
+/// A power of ten (in milliseconds) as a short label: 10 ms, 1 ms, 0.1 ms, 10 µs.
+fn decade_label(ms: f64) -> String {
+    if ms >= 1.0 {
+        format!("{ms:.0} ms")
+    } else if ms >= 0.1 {
+        format!("{ms:.1} ms")
+    } else if ms >= 0.001 {
+        format!("{:.0} µs", ms * 1e3)
+    } else {
+        format!("{:.1} µs", ms * 1e3)
+    }
 }
 
 /// A plot area with an x range and a y scale.
@@ -202,10 +226,8 @@ fn empty_chart(svg: &mut String, why: &str) {
 fn wait_chart(r: &Report) -> String {
     let mut svg = open_svg("chart-wait", "acquire wait percentiles over time");
     let slices: Vec<_> = r.timeline.iter().filter(|s| s.ops > 0).collect();
-    let positive = slices
-        .iter()
-        .flat_map(|s| [s.wait_p50_ms, s.wait_p90_ms, s.wait_p99_ms, s.wait_max_ms])
-        .filter(|v| *v > 0.0);
+    let positive =
+        slices.iter().flat_map(|s| [s.wait_p50_ms, s.wait_p90_ms, s.wait_p99_ms, s.wait_max_ms]).filter(|v| *v > 0.0);
     let (lo, hi) = positive.fold((f64::MAX, 0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     if slices.is_empty() || hi <= 0.0 {
         empty_chart(&mut svg, "no successful acquire to chart");
@@ -214,7 +236,7 @@ fn wait_chart(r: &Report) -> String {
     let lo = 10f64.powf(lo.log10().floor());
     let hi = 10f64.powf(hi.log10().ceil()).max(lo * 10.0);
     let plot = Plot { x0: 0.0, x1: r.timeline.last().map_or(1.0, |s| s.t_s), y: Scale::Log { lo, hi } };
-    plot.axes(&mut svg, "time (s)", "acquire wait", |v| fmt_ms(v).replace(".000 ", " ").replace(".0 ", " "));
+    plot.axes(&mut svg, "time (s)", "acquire wait", decade_label);
     let at = |f: fn(&crate::report::SliceFigures) -> f64| -> Vec<Option<(f64, f64)>> {
         r.timeline.iter().map(|s| (s.ops > 0).then(|| (s.t_s, f(s)))).collect()
     };
@@ -238,7 +260,7 @@ fn occupancy_chart(r: &Report) -> String {
     let cap = r.sizing.configured * r.pool.endpoints as usize;
     let cap = r.pool.total_max_size.map_or(cap, |t| t.min(cap));
     let top = [cap, r.peak.in_use, r.peak.idle, r.peak.waiting, r.peak.total].into_iter().max().unwrap_or(1).max(1);
-    let max = nice_step(top as f64 * 1.15 / 5.0) * 5.0;
+    let max = linear_top(top as f64);
     let plot = Plot { x0: 0.0, x1: s.t_s.last().copied().unwrap_or(1.0).max(0.001), y: Scale::Linear { max } };
     plot.axes(&mut svg, "time (s)", "connections / callers", |v| format!("{v:.0}"));
     let y = plot.py(cap as f64);
@@ -249,13 +271,15 @@ fn occupancy_chart(r: &Report) -> String {
         W - RIGHT - 4.0,
         y - 5.0
     );
-    let series = |v: &[usize]| -> Vec<Option<(f64, f64)>> {
-        s.t_s.iter().zip(v).map(|(t, n)| Some((*t, *n as f64))).collect()
-    };
+    let series =
+        |v: &[usize]| -> Vec<Option<(f64, f64)>> { s.t_s.iter().zip(v).map(|(t, n)| Some((*t, *n as f64))).collect() };
     plot.line(&mut svg, "waiting", RED, &series(&s.waiting), "");
     plot.line(&mut svg, "idle", GREEN, &series(&s.idle), "");
     plot.line(&mut svg, "in use", BLUE, &series(&s.in_use), "");
-    legend(&mut svg, &[("in use", BLUE, false), ("idle", GREEN, false), ("waiting", RED, false), ("max size", GREY, true)]);
+    legend(
+        &mut svg,
+        &[("in use", BLUE, false), ("idle", GREEN, false), ("waiting", RED, false), ("max size", GREY, true)],
+    );
     svg.push_str("</svg>");
     svg
 }
@@ -269,7 +293,7 @@ fn histogram_chart(r: &Report) -> String {
         empty_chart(&mut svg, "no successful acquire to chart");
         return svg;
     }
-    let max = nice_step(most as f64 * 1.1 / 5.0) * 5.0;
+    let max = linear_top(most as f64);
     let n = b.len() as f64;
     let plot = Plot { x0: 0.0, x1: n, y: Scale::Linear { max } };
     // Value axis and gridlines; the x axis is labelled by bucket edges below.
@@ -573,7 +597,7 @@ pub(crate) fn render(r: &Report) -> String {
         ),
     );
     h.push_str("</table>");
-    let _ = write!(h, "</main><script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(h, "</main><script>{SCRIPT}</script></body></html>");
     h
 }
 
@@ -597,6 +621,10 @@ mod tests {
     #[test]
     fn log_ticks_are_decades() {
         assert_eq!(Scale::Log { lo: 0.001, hi: 1.0 }.ticks().len(), 4);
+        assert_eq!(linear_top(10.0), 15.0);
+        assert_eq!(linear_top(170_000.0), 200_000.0);
+        assert_eq!(decade_label(0.01), "10 µs");
+        assert_eq!(decade_label(0.1), "0.1 ms");
         assert_eq!(Scale::Linear { max: 20.0 }.ticks(), vec![0.0, 5.0, 10.0, 15.0, 20.0]);
     }
 }

@@ -53,7 +53,7 @@ impl Fail {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Bench(args) => bench::main(args),
+        Command::Bench(args) => bench::main(*args),
         Command::Probe(args) => probe::main(args),
     };
     match result {

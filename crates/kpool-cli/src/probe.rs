@@ -20,8 +20,10 @@ pub(crate) fn main(args: ProbeArgs) -> Result<ExitCode, Fail> {
         .enable_all()
         .build()
         .map_err(|e| Fail::Run(format!("cannot start the tokio runtime: {e}")))?;
-    runtime.block_on(probe(&target, args.timeout))?;
-    Ok(ExitCode::SUCCESS)
+    let result = runtime.block_on(probe(&target, args.timeout));
+    // A name lookup that timed out still runs on a blocking thread: do not wait for it.
+    runtime.shutdown_background();
+    result.map(|()| ExitCode::SUCCESS)
 }
 
 fn step(name: &str, took: Duration, detail: &str) {
@@ -41,7 +43,7 @@ async fn probe(target: &Target, limit: Duration) -> Result<(), Fail> {
         let (took, out) = timed(limit, tokio::net::lookup_host((host.as_str(), port))).await;
         match out {
             None => return Err(Fail::Run(format!("cannot resolve '{host}': timed out after {limit:?}"))),
-            Some(Err(e)) => return Err(Fail::Run(format!("cannot resolve '{host}': {}", explain(&e)))),
+            Some(Err(e)) => return Err(Fail::Run(format!("cannot resolve '{host}': {e}"))),
             Some(Ok(addrs)) => {
                 let addrs: Vec<_> = addrs.collect();
                 let Some(first) = addrs.first() else {
@@ -73,7 +75,9 @@ async fn probe_with<M: Workload>(manager: &M, endpoint: M::Endpoint, shown: &str
     match out {
         None => return Err(Fail::Run(format!("{shown}: the aliveness check timed out after {limit:?}"))),
         Some(Err(e)) => return Err(Fail::Run(format!("{shown}: the aliveness check failed: {}", explain(&e)))),
-        Some(Ok(false)) => return Err(Fail::Run(format!("{shown}: the connection was found dead right after connecting"))),
+        Some(Ok(false)) => {
+            return Err(Fail::Run(format!("{shown}: the connection was found dead right after connecting")));
+        }
         Some(Ok(true)) => step("check", took, "alive"),
     }
     let (took, out) = timed(limit, manager.run_op(&mut conn)).await;

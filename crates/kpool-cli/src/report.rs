@@ -374,12 +374,7 @@ impl Report {
         let _ = writeln!(s, "kpool bench: {}", self.target);
         if let Some(srv) = &self.server {
             if srv.latency_ms > 0.0 || srv.drop_rate > 0.0 {
-                let _ = writeln!(
-                    s,
-                    "  server faults: {} latency, drop rate {}",
-                    fmt_ms(srv.latency_ms),
-                    srv.drop_rate
-                );
+                let _ = writeln!(s, "  server faults: {} latency, drop rate {}", fmt_ms(srv.latency_ms), srv.drop_rate);
             }
         }
         let rate = l.rate_ops_per_s.map_or(String::new(), |r| format!(", at most {} ops/s", fmt_count(r as u64)));
@@ -421,25 +416,13 @@ impl Report {
         row(
             &mut s,
             "acquire wait",
-            format!(
-                "p50 {}  p90 {}  p99 {}  max {}",
-                fmt_ms(w.p50),
-                fmt_ms(w.p90),
-                fmt_ms(w.p99),
-                fmt_ms(w.max)
-            ),
+            format!("p50 {}  p90 {}  p99 {}  max {}", fmt_ms(w.p50), fmt_ms(w.p90), fmt_ms(w.p99), fmt_ms(w.max)),
         );
         let r = &self.round_trip_ms;
         row(
             &mut s,
             "round trip",
-            format!(
-                "p50 {}  p90 {}  p99 {}  max {}",
-                fmt_ms(r.p50),
-                fmt_ms(r.p90),
-                fmt_ms(r.p99),
-                fmt_ms(r.max)
-            ),
+            format!("p50 {}  p90 {}  p99 {}  max {}", fmt_ms(r.p50), fmt_ms(r.p90), fmt_ms(r.p99), fmt_ms(r.max)),
         );
         row(&mut s, "timeouts", fmt_count(self.timeouts));
         row(
@@ -456,11 +439,7 @@ impl Report {
         let reasons = if reasons.is_empty() { String::new() } else { format!(" ({})", reasons.join(", ")) };
         row(&mut s, "connections", format!("created {}, disposed {}{reasons}", k.created, k.disposed));
         if k.create_failures > 0 || k.dead_found > 0 {
-            row(
-                &mut s,
-                "",
-                format!("{} failed connects, {} found dead on check", k.create_failures, k.dead_found),
-            );
+            row(&mut s, "", format!("{} failed connects, {} found dead on check", k.create_failures, k.dead_found));
         }
         let pk = &self.peak;
         row(
@@ -490,10 +469,7 @@ impl Report {
                 z.suggested_max_size, z.configured, z.demand_peak
             )
         } else {
-            format!(
-                "max size {} fits: demand reached {} (p99), peak {}",
-                z.configured, z.demand_p99, z.demand_peak
-            )
+            format!("max size {} fits: demand reached {} (p99), peak {}", z.configured, z.demand_p99, z.demand_peak)
         };
         row(&mut s, "sizing hint", hint);
         let _ = writeln!(
