@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kpool::{Config, CounterSnapshot, PoolStatus, Status};
+use kpool::{Config, CounterSnapshot, HistogramSnapshot, PoolStatus, Status};
 
 use crate::Fail;
 use crate::cli::{BenchArgs, Mode};
@@ -180,6 +180,10 @@ impl Pacer {
 /// What every worker shares.
 struct Shared {
     recorder: Recorder,
+    /// Precise sleeps for `hold` in async mode.
+    delays: Option<crate::timer::Delays>,
+    /// Set by Ctrl-C: workers finish their operation and stop.
+    interrupted: AtomicBool,
     end: Instant,
     hold: Duration,
     pacer: Option<Pacer>,
@@ -188,6 +192,9 @@ struct Shared {
 impl Shared {
     /// When to start the next operation; `None` when the run is over.
     fn next_start(&self) -> Option<Option<Instant>> {
+        if self.interrupted.load(Ordering::Relaxed) {
+            return None;
+        }
         match &self.pacer {
             Some(p) => p.next().map(Some),
             None => (Instant::now() < self.end).then_some(None),
@@ -235,7 +242,11 @@ pub(crate) struct Outcome {
     pub(crate) samples: Vec<Sample>,
     /// The pool's counters when the load stopped (before closing it).
     pub(crate) counters: CounterSnapshot,
+    /// The pool's own histogram of `create` times.
+    pub(crate) connect: HistogramSnapshot,
     pub(crate) interval: Duration,
+    /// Ctrl-C ended the run before its duration.
+    pub(crate) interrupted: bool,
 }
 
 /// The sampler thread: status samples, time slices, progress bar.
@@ -356,14 +367,21 @@ struct Plan {
 }
 
 impl Plan {
-    fn shared(&self, start: Instant) -> Arc<Shared> {
+    fn shared(&self, start: Instant, mode: Mode) -> Result<Arc<Shared>, Fail> {
+        let delays = if mode == Mode::Async && !self.hold.is_zero() {
+            Some(crate::timer::Delays::start().map_err(|e| Fail::Run(format!("cannot start the timer thread: {e}")))?)
+        } else {
+            None
+        };
         let end = start + self.duration;
-        Arc::new(Shared {
+        Ok(Arc::new(Shared {
             recorder: Recorder::new(),
+            interrupted: AtomicBool::new(false),
+            delays,
             end,
             hold: self.hold,
             pacer: self.rate.map(|r| Pacer { start, end, per_op: 1.0 / r, next: AtomicU64::new(0) }),
-        })
+        }))
     }
 }
 
@@ -476,8 +494,10 @@ pub(crate) fn main(args: BenchArgs) -> Result<ExitCode, Fail> {
         (None, None) => unreachable!("no URL means an embedded server"),
     };
     let outcome = match args.mode {
-        Mode::Async => runtime.block_on(run_async(EchoManager, addr, config.clone(), &plan, &label))?,
-        Mode::Blocking => run_blocking(BlockingEchoManager, addr, config.clone(), &plan, &label)?,
+        Mode::Async => {
+            runtime.block_on(run_async(runtime.handle(), EchoManager, addr, config.clone(), &plan, &label))?
+        }
+        Mode::Blocking => run_blocking(runtime.handle(), BlockingEchoManager, addr, config.clone(), &plan, &label)?,
     };
 
     let info = RunInfo {
@@ -519,6 +539,7 @@ fn keys<E: Clone>(endpoint: E, n: u16) -> Arc<[ShardKey<E>]> {
 }
 
 async fn run_async<M: Workload>(
+    runtime: &tokio::runtime::Handle,
     manager: M,
     endpoint: M::Endpoint,
     config: Config,
@@ -545,7 +566,8 @@ async fn run_async<M: Workload>(
 
     let progress = progress_bar(plan.duration, plan.quiet);
     let start = Instant::now();
-    let shared = plan.shared(start);
+    let shared = plan.shared(start, Mode::Async)?;
+    let ctrl_c = stop_on_ctrl_c(runtime, &shared);
     let sampler = {
         let (p1, p2) = (pool.clone(), pool.clone());
         Sampler::start(
@@ -576,8 +598,8 @@ async fn run_async<M: Workload>(
                         let t1 = Instant::now();
                         let result = pool.manager().0.run_op(&mut conn).await;
                         let op = t1.elapsed();
-                        if !shared.hold.is_zero() {
-                            tokio::time::sleep(shared.hold).await;
+                        if let Some(delays) = &shared.delays {
+                            delays.sleep(shared.hold).await;
                         }
                         match result {
                             Ok(()) => shared.recorder.ok(id, waited, op),
@@ -603,14 +625,16 @@ async fn run_async<M: Workload>(
         }
     }
     let elapsed = start.elapsed();
-    let counters = pool.counters();
-    let (samples, slices) = sampler.finish();
+    let end = PoolEnd { counters: pool.counters(), connect: pool.metrics().pool.creation };
+    let sampled = sampler.finish();
+    ctrl_c.abort();
     progress.finish_and_clear();
     pool.close_timeout(Duration::from_secs(2)).await;
-    Ok(outcome(elapsed, counters, samples, slices, plan.interval))
+    Ok(outcome(elapsed, end, &shared, sampled, plan))
 }
 
 fn run_blocking<M: BlockingWorkload>(
+    runtime: &tokio::runtime::Handle,
     manager: M,
     endpoint: M::Endpoint,
     config: Config,
@@ -636,7 +660,8 @@ fn run_blocking<M: BlockingWorkload>(
 
     let progress = progress_bar(plan.duration, plan.quiet);
     let start = Instant::now();
-    let shared = plan.shared(start);
+    let shared = plan.shared(start, Mode::Blocking)?;
+    let ctrl_c = stop_on_ctrl_c(runtime, &shared);
     let sampler = {
         let (p1, p2) = (pool.clone(), pool.clone());
         Sampler::start(
@@ -700,25 +725,56 @@ fn run_blocking<M: BlockingWorkload>(
         }
     }
     let elapsed = start.elapsed();
-    let counters = pool.counters();
-    let (samples, slices) = sampler.finish();
+    let end = PoolEnd { counters: pool.counters(), connect: pool.metrics().pool.creation };
+    let sampled = sampler.finish();
+    ctrl_c.abort();
     progress.finish_and_clear();
     pool.close_timeout(Duration::from_secs(2));
-    Ok(outcome(elapsed, counters, samples, slices, plan.interval))
+    Ok(outcome(elapsed, end, &shared, sampled, plan))
+}
+
+/// What the pool said about itself when the load stopped.
+struct PoolEnd {
+    counters: CounterSnapshot,
+    connect: HistogramSnapshot,
 }
 
 fn outcome(
     elapsed: Duration,
-    counters: CounterSnapshot,
-    samples: Vec<Sample>,
-    slices: Vec<Slice>,
-    interval: Duration,
+    end: PoolEnd,
+    shared: &Shared,
+    sampled: (Vec<Sample>, Vec<Slice>),
+    plan: &Plan,
 ) -> Outcome {
+    let (samples, slices) = sampled;
     let mut total = Figures::new();
     for s in &slices {
         total.merge(&s.figures);
     }
-    Outcome { elapsed, total, slices, samples, counters, interval }
+    Outcome {
+        elapsed,
+        total,
+        slices,
+        samples,
+        counters: end.counters,
+        connect: end.connect,
+        interval: plan.interval,
+        interrupted: shared.interrupted.load(Ordering::Relaxed),
+    }
+}
+
+/// Ctrl-C stops the workers after their current operation, and the report
+/// covers what ran; a second Ctrl-C exits at once.
+fn stop_on_ctrl_c(runtime: &tokio::runtime::Handle, shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    let shared = shared.clone();
+    runtime.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            shared.interrupted.store(true, Ordering::Relaxed);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -522,6 +522,11 @@ pub(crate) fn render(r: &Report) -> String {
     row(&mut h, "throughput", &format!("{} ops/s", fmt_count(r.throughput_ops_per_s.round() as u64)));
     row(&mut h, "acquire wait", &percentiles(&r.acquire_wait_ms));
     row(&mut h, "round trip", &percentiles(&r.round_trip_ms));
+    row(
+        &mut h,
+        "connect (pool's histogram)",
+        &format!("{} connects · {}", r.connect_ms.count, percentiles(&r.connect_ms)),
+    );
     row(&mut h, "timeouts", &fmt_count(r.timeouts));
     row(
         &mut h,

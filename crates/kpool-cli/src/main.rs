@@ -18,6 +18,7 @@ mod probe;
 mod report;
 mod server;
 mod target;
+mod timer;
 mod work;
 
 use std::process::ExitCode;

@@ -2,8 +2,13 @@
 //!
 //! It runs on its own thread and single-threaded tokio runtime, listens on
 //! 127.0.0.1 (a free port), echoes every read back, and can inject latency
-//! (a sleep before each echo) and faults (closing the connection instead of
+//! (a delay before each echo) and faults (closing the connection instead of
 //! answering, with a given probability). Dropping the [`EchoServer`] stops it.
+//!
+//! tokio's timer has a 1 ms resolution and rounds up, so a 1 ms sleep lasts
+//! close to 2 ms; the injected latency therefore comes from a small timer
+//! thread of its own ([`Delays`](crate::timer::Delays)), which wakes within
+//! tens of microseconds.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,6 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::timer::Delays;
 
 /// Fault and latency injection.
 #[derive(Clone, Copy, Debug)]
@@ -47,11 +54,12 @@ impl EchoServer {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let server_stats = stats.clone();
+        let delays = (!faults.latency.is_zero()).then(Delays::start).transpose()?;
         let thread = std::thread::Builder::new().name("kpool-echo-server".into()).spawn(move || {
             rt.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
                 tokio::select! {
-                    () = accept_loop(listener, faults, server_stats) => {}
+                    () = accept_loop(listener, faults, delays, server_stats) => {}
                     _ = stopped => {}
                 }
             });
@@ -80,7 +88,12 @@ impl Drop for EchoServer {
     }
 }
 
-async fn accept_loop(listener: tokio::net::TcpListener, faults: Faults, stats: Arc<ServerStats>) {
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    faults: Faults,
+    delays: Option<Delays>,
+    stats: Arc<ServerStats>,
+) {
     let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
     loop {
         let Ok((socket, _)) = listener.accept().await else {
@@ -91,11 +104,17 @@ async fn accept_loop(listener: tokio::net::TcpListener, faults: Faults, stats: A
         stats.accepted.fetch_add(1, Relaxed);
         let _ = socket.set_nodelay(true);
         seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        tokio::spawn(serve(socket, faults, stats.clone(), Rng(seed | 1)));
+        tokio::spawn(serve(socket, faults, delays.clone(), stats.clone(), Rng(seed | 1)));
     }
 }
 
-async fn serve(mut socket: tokio::net::TcpStream, faults: Faults, stats: Arc<ServerStats>, mut rng: Rng) {
+async fn serve(
+    mut socket: tokio::net::TcpStream,
+    faults: Faults,
+    delays: Option<Delays>,
+    stats: Arc<ServerStats>,
+    mut rng: Rng,
+) {
     let mut buf = [0u8; 4096];
     loop {
         let n = match socket.read(&mut buf).await {
@@ -106,8 +125,8 @@ async fn serve(mut socket: tokio::net::TcpStream, faults: Faults, stats: Arc<Ser
             stats.dropped.fetch_add(1, Relaxed);
             return;
         }
-        if !faults.latency.is_zero() {
-            tokio::time::sleep(faults.latency).await;
+        if let Some(delays) = &delays {
+            delays.sleep(faults.latency).await;
         }
         if socket.write_all(&buf[..n]).await.is_err() {
             return;

@@ -22,7 +22,16 @@ pub(crate) trait BlockingWorkload: kpool::blocking::Manager<Error: std::error::E
 
 fn check_echo(result: std::io::Result<()>, back: &[u8]) -> Result<(), String> {
     match result {
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err("echo: the server closed the connection".into()),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::UnexpectedEof
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::BrokenPipe
+            ) =>
+        {
+            Err("echo: the server closed the connection".into())
+        }
         Err(e) => Err(format!("echo: {e}")),
         Ok(()) if back != PING => Err("echo: the server answered something else".into()),
         Ok(()) => Ok(()),
