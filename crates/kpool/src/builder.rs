@@ -119,6 +119,12 @@ macro_rules! config_setters {
             self
         }
 
+        /// Record metrics; off only to measure their cost. Defaults to `true`.
+        pub fn metrics(mut self, on: bool) -> Self {
+            self.config.metrics = on;
+            self
+        }
+
         /// Keep histograms per endpoint as well as per pool. Defaults to `false`.
         pub fn endpoint_histograms(mut self, on: bool) -> Self {
             self.config.endpoint_histograms = on;

@@ -75,6 +75,9 @@ pub struct Config {
     pub dispose_batch_size: usize,
     /// Create `min_idle` connections ahead of use and refill them when they go.
     pub fill_min_idle: bool,
+    /// Record metrics (histograms and the per-acquire counters). On by
+    /// default; off only to measure what metrics cost.
+    pub metrics: bool,
     /// Keep acquire/usage/creation histograms per endpoint as well as per
     /// pool (about 7.5 KiB per endpoint).
     pub endpoint_histograms: bool,
@@ -118,6 +121,7 @@ impl Preset {
             collection: Collection::Inline,
             dispose_batch_size: 0,
             fill_min_idle: false,
+            metrics: true,
             endpoint_histograms: false,
             leak_detection: None,
         }

@@ -84,9 +84,29 @@
 //! serving. A panic while a guard is held returns the connection (as broken,
 //! if `is_broken` panics).
 //!
+//! # Metrics
+//!
+//! On by default and lock-free to record: per-endpoint counters (requests,
+//! acquired, timeouts, errors, created, disposed by [`DisposeReason`], ...),
+//! histograms of acquire wait, usage and creation time, gauges from
+//! [`Pool::status`]. Read them with [`Pool::metrics`]: the snapshot prints a
+//! readable summary (`Display`), exports Prometheus text
+//! ([`MetricsSnapshot::to_prometheus`]) and JSON (feature `serde`). A
+//! [`Registry`] of named pools exports all its pools at once. Leak detection
+//! ([`Config::leak_detection`]) reports connections held too long with the
+//! place they were acquired ([`Pool::leak_reports`]).
+//!
 //! # Feature flags
 //!
-//! None yet: the core depends only on tokio (`rt`, `time`, `sync`),
+//! - `serde`: `Serialize`/`Deserialize` for metrics snapshots and
+//!   [`MetricsSnapshot::to_json`].
+//! - `metrics`: `MetricsSnapshot::record_to_metrics` feeds the `metrics`
+//!   crate facade.
+//! - `tracing-spans`: `tracing` spans around acquire, create, check and
+//!   dispose (events for timeouts, dead connections and disposals are always
+//!   emitted at debug level, and failures at warn).
+//!
+//! The core itself depends only on tokio (`rt`, `time`, `sync`),
 //! `parking_lot`, `futures-util` and `tracing`.
 
 #![forbid(unsafe_code)]
@@ -100,6 +120,7 @@ mod leak;
 mod manager;
 mod metrics;
 mod pool;
+mod registry;
 mod status;
 mod sync;
 
@@ -109,4 +130,5 @@ pub use leak::LeakReport;
 pub use manager::{Endpoint, FnManager, Manager};
 pub use metrics::{CounterSnapshot, DisposeReason, HistogramSnapshot, Metrics, MetricsSnapshot, StatusGauges};
 pub use pool::{Builder, CloseReport, OwnedPooled, Pool, Pooled};
+pub use registry::{NamedPool, Registry, RegistryError};
 pub use status::{PoolStatus, Status};

@@ -228,6 +228,8 @@ pub(crate) struct Histogram {
     buckets: Box<[AtomicU64]>,
     sum: AtomicU64,
     max: AtomicU64,
+    /// Metrics switched off (`Config::metrics`).
+    off: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Histogram {
@@ -236,12 +238,16 @@ impl Default for Histogram {
             buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
             sum: AtomicU64::new(0),
             max: AtomicU64::new(0),
+            off: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
 
 impl Histogram {
     pub(crate) fn record(&self, d: Duration) {
+        if self.off.load(Relaxed) {
+            return;
+        }
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.buckets[bucket(ns)].fetch_add(1, Relaxed);
         if ns == 0 {
@@ -345,6 +351,17 @@ pub(crate) struct Histograms {
 }
 
 impl Histograms {
+    /// Histograms that record only when `on`.
+    pub(crate) fn new(on: bool) -> Self {
+        let h = Self::default();
+        for x in [&h.acquire, &h.usage, &h.creation] {
+            x.off.store(!on, Relaxed);
+        }
+        h
+    }
+}
+
+impl Histograms {
     fn reset(&self) {
         self.acquire.reset();
         self.usage.reset();
@@ -359,12 +376,28 @@ pub(crate) struct Stats {
     pub(crate) counters: Counters,
     pub(crate) hist: std::sync::Arc<Histograms>,
     pub(crate) own_hist: bool,
+    /// `Config::metrics`.
+    on: bool,
 }
 
 impl Stats {
-    pub(crate) fn new(pool_hist: &std::sync::Arc<Histograms>, own: bool) -> Self {
-        let hist = if own { std::sync::Arc::default() } else { pool_hist.clone() };
-        Self { counters: Counters::default(), hist, own_hist: own }
+    pub(crate) fn new(pool_hist: &std::sync::Arc<Histograms>, own: bool, on: bool) -> Self {
+        let hist = if own { std::sync::Arc::new(Histograms::new(on)) } else { pool_hist.clone() };
+        Self { counters: Counters::default(), hist, own_hist: own, on }
+    }
+
+    /// Counts an acquire call (skipped with metrics off).
+    pub(crate) fn request(&self) {
+        if self.on {
+            bump(&self.counters.requests);
+        }
+    }
+
+    /// Counts a successful acquire (skipped with metrics off).
+    pub(crate) fn acquired(&self) {
+        if self.on {
+            bump(&self.counters.acquired);
+        }
     }
 
     pub(crate) fn reset(&self) {
@@ -454,11 +487,25 @@ pub struct MetricsSnapshot {
     pub closed: bool,
 }
 
-/// A label for an endpoint key.
+/// A label for an endpoint key: its `Debug` form, with a string key's quotes
+/// and escapes undone (`"db-1"` labels as `db-1`).
 pub(crate) fn label<K: fmt::Debug>(k: &K) -> String {
     let s = format!("{k:?}");
     match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-        Some(inner) => inner.to_owned(),
+        Some(inner) => {
+            let mut out = String::with_capacity(inner.len());
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                match (c, chars.clone().next()) {
+                    ('\\', Some(n @ ('"' | '\\' | '\''))) => {
+                        out.push(n);
+                        chars.next();
+                    }
+                    _ => out.push(c),
+                }
+            }
+            out
+        }
         None => s,
     }
 }
@@ -767,5 +814,6 @@ mod tests {
         assert_eq!(label(&"db-1"), "db-1");
         assert_eq!(label(&5432u16), "5432");
         assert_eq!(label(&()), "()");
+        assert_eq!(label(&"a\"b\\c"), "a\"b\\c");
     }
 }

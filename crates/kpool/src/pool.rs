@@ -293,6 +293,11 @@ impl<M: Manager> Pool<M> {
         &self.inner.manager
     }
 
+    /// Connections checked out or being created.
+    pub(crate) fn outstanding(&self) -> usize {
+        self.inner.core.outstanding(None)
+    }
+
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.inner.core.is_closed()
@@ -484,10 +489,16 @@ async fn acquire<'a, M: Manager>(
     // to yield while holding a connection.
     poll_fn(|cx| tokio::task::coop::poll_proceed(cx).map(|restore| restore.made_progress())).await;
     let inner = pool.inner().clone();
-    let result = acquire_inner(&inner, pool, key, timeout, at).await;
+    let fut = acquire_inner(&inner, pool, key, timeout, at);
+    #[cfg(feature = "tracing-spans")]
+    let fut = tracing::Instrument::instrument(fut, tracing::debug_span!("kpool.acquire", endpoint = ?key, at = %at));
+    let result = fut.await;
     match &result {
-        Ok(guard) => bump(&Pooled::conn(guard).ep.stats.counters.acquired),
+        Ok(guard) => Pooled::conn(guard).ep.stats.acquired(),
         Err(e) => {
+            if e.is_timeout() {
+                tracing::debug!(endpoint = ?key, error = %e, "acquire timed out");
+            }
             if let Some(k) = key.or(inner.default.as_ref().map(|(k, _)| k)) {
                 inner.core.record_failure(k, e.is_timeout());
             }
@@ -519,12 +530,14 @@ async fn acquire_inner<'a, M: Manager>(
     // Served at once from an idle connection, with no I/O: recorded as a
     // zero wait without a second clock read.
     let mut immediate = true;
+    let mut first = true;
     loop {
         let mut out = Vec::new();
         let step = match default_idx {
-            Some(idx) => core.acquire_index(idx, now.into_std(), &mut out),
-            None => core.acquire(key, now.into_std(), &mut out),
+            Some(idx) => core.acquire_index(idx, now.into_std(), first, &mut out),
+            None => core.acquire(key, now.into_std(), first, &mut out),
         };
+        first = false;
         inner.dispose_all(out);
         if !matches!(step, Step::Ready(_)) {
             immediate = false;
@@ -642,7 +655,10 @@ async fn prepare<M: Manager>(
     if check {
         io = true;
         let key = conn.ep.clone();
-        let res = timed(deadline, inner.manager.check_alive(&key.key, &mut conn.raw)).await;
+        let fut = inner.manager.check_alive(&key.key, &mut conn.raw);
+        #[cfg(feature = "tracing-spans")]
+        let fut = tracing::Instrument::instrument(fut, tracing::debug_span!("kpool.check", endpoint = ?key.key));
+        let res = timed(deadline, fut).await;
         match res {
             Timed::Done(Ok(true)) => {}
             Timed::Done(Ok(false)) => {
@@ -841,7 +857,10 @@ impl<M: Manager> Inner<M> {
             (d, t) => d.or_else(|| t.map(|t| Instant::now() + t)),
         };
         let started = Instant::now();
-        match timed(limit, self.manager.create(key)).await {
+        let fut = self.manager.create(key);
+        #[cfg(feature = "tracing-spans")]
+        let fut = tracing::Instrument::instrument(fut, tracing::debug_span!("kpool.create", endpoint = ?key));
+        match timed(limit, fut).await {
             Timed::Done(Ok(raw)) => {
                 reservation.armed = false;
                 let now = Instant::now();
@@ -923,6 +942,7 @@ impl<M: Manager> Inner<M> {
     /// The guard's connection failed its check: `on_dead`, then dispose.
     fn dead(self: &Arc<Self>, guard: &mut Holder<'_, M>) {
         if let Some(conn) = guard.conn.as_mut() {
+            tracing::debug!(endpoint = ?conn.ep.key, uses = conn.uses, "connection found dead");
             bump(&conn.ep.stats.counters.dead_found);
             let _ = std::panic::catch_unwind(AssertUnwindSafe(|| self.manager.on_dead(&conn.ep.key, &mut conn.raw)));
         }
@@ -983,7 +1003,14 @@ impl<M: Manager> Inner<M> {
     async fn dispose_one(&self, ep: Arc<EpInfo<Endpoint<M>>>, raw: Connection<M>, reason: DisposeReason) {
         let key = &ep.key;
         let deadline = self.core.config.dispose_timeout.map(|t| Instant::now() + t);
-        let problem = match timed(deadline, self.manager.dispose(key, raw)).await {
+        tracing::debug!(endpoint = ?key, reason = reason.as_str(), "disposing a connection");
+        let fut = self.manager.dispose(key, raw);
+        #[cfg(feature = "tracing-spans")]
+        let fut = tracing::Instrument::instrument(
+            fut,
+            tracing::debug_span!("kpool.dispose", endpoint = ?key, reason = reason.as_str()),
+        );
+        let problem = match timed(deadline, fut).await {
             Timed::Done(Ok(())) => return,
             Timed::Done(Err(e)) => format!("{e:?}"),
             Timed::Panicked(p) => format!("panicked: {p}"),

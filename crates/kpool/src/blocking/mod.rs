@@ -339,6 +339,11 @@ impl<M: Manager> Pool<M> {
         &self.inner.manager
     }
 
+    /// Connections checked out or being created.
+    pub(crate) fn outstanding(&self) -> usize {
+        self.inner.core.outstanding(None)
+    }
+
     /// Whether [`close`](Self::close) was called.
     pub fn is_closed(&self) -> bool {
         self.inner.core.is_closed()
@@ -503,7 +508,7 @@ impl<M: Manager> Inner<M> {
     ) -> Result<Pooled<M>, Error<MError<M>>> {
         let result = self.acquire_inner(key, timeout, at);
         match &result {
-            Ok(guard) => bump(&Pooled::conn(guard).ep.stats.counters.acquired),
+            Ok(guard) => Pooled::conn(guard).ep.stats.acquired(),
             Err(e) => {
                 if let Some(k) = key.or(self.default.as_ref().map(|(k, _)| k)) {
                     self.core.record_failure(k, e.is_timeout());
@@ -533,12 +538,14 @@ impl<M: Manager> Inner<M> {
         let mut failures = 0u32;
         // Served at once from an idle connection with no I/O: a zero wait.
         let mut immediate = true;
+        let mut first = true;
         loop {
             let mut out = Vec::new();
             let step = match default_idx {
-                Some(idx) => self.core.acquire_index(idx, now, &mut out),
-                None => self.core.acquire(key, now, &mut out),
+                Some(idx) => self.core.acquire_index(idx, now, first, &mut out),
+                None => self.core.acquire(key, now, first, &mut out),
             };
+            first = false;
             self.dispose_all(out);
             if !matches!(step, Step::Ready(_)) {
                 immediate = false;

@@ -264,15 +264,15 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
                 next_id: 0,
             }),
             closed: crate::sync::AtomicBool::new(false),
+            hist: std::sync::Arc::new(Histograms::new(config.metrics)),
             config,
-            hist: std::sync::Arc::default(),
         }
     }
 
     /// The index of an endpoint, registering it on first use.
     pub(crate) fn endpoint_index(&self, key: &K) -> usize {
         let mut st = self.state.lock();
-        st.endpoint(key, &self.hist, self.config.endpoint_histograms)
+        st.endpoint(key, &self.hist, self.config.endpoint_histograms, self.config.metrics)
     }
 
     /// An endpoint's shared info (its key and stats).
@@ -289,18 +289,26 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     ///
     /// Idle connections found due (lifetime, idle timeout) on the way are
     /// pushed to `out` for disposal.
-    pub(crate) fn acquire(&self, key: &K, now: Instant, out: &mut Vec<Doomed<K, C>>) -> Step<K, C> {
+    /// `first` is false when an acquire loops (after a dead connection or a
+    /// failed create): only the first pass counts as a request.
+    pub(crate) fn acquire(&self, key: &K, now: Instant, first: bool, out: &mut Vec<Doomed<K, C>>) -> Step<K, C> {
         let mut st = self.state.lock();
         let idx = match st.index.get(key) {
             Some(&i) => i,
-            None => st.endpoint(key, &self.hist, self.config.endpoint_histograms),
+            None => st.endpoint(key, &self.hist, self.config.endpoint_histograms, self.config.metrics),
         };
-        st.acquire(idx, &self.config, now, out)
+        st.acquire(idx, &self.config, now, first, out)
     }
 
     /// [`Core::acquire`] for a known endpoint index (no hashing).
-    pub(crate) fn acquire_index(&self, idx: usize, now: Instant, out: &mut Vec<Doomed<K, C>>) -> Step<K, C> {
-        self.state.lock().acquire(idx, &self.config, now, out)
+    pub(crate) fn acquire_index(
+        &self,
+        idx: usize,
+        now: Instant,
+        first: bool,
+        out: &mut Vec<Doomed<K, C>>,
+    ) -> Step<K, C> {
+        self.state.lock().acquire(idx, &self.config, now, first, out)
     }
 
     /// Picks up a waiter's grant, or registers how to wake it.
@@ -603,12 +611,12 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
 }
 
 impl<K: Eq + Hash + Clone, C> State<K, C> {
-    fn endpoint(&mut self, key: &K, hist: &std::sync::Arc<Histograms>, own_hist: bool) -> usize {
+    fn endpoint(&mut self, key: &K, hist: &std::sync::Arc<Histograms>, own_hist: bool, on: bool) -> usize {
         if let Some(&i) = self.index.get(key) {
             return i;
         }
         let index = self.eps.len();
-        let stats = Stats::new(hist, own_hist);
+        let stats = Stats::new(hist, own_hist, on);
         self.eps.push(Endpoint {
             info: std::sync::Arc::new(EpInfo { key: key.clone(), index, stats }),
             core_idle: VecDeque::new(),
@@ -621,8 +629,17 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
         index
     }
 
-    fn acquire(&mut self, idx: usize, cfg: &Config, now: Instant, out: &mut Vec<Doomed<K, C>>) -> Step<K, C> {
-        bump(&self.eps[idx].info.stats.counters.requests);
+    fn acquire(
+        &mut self,
+        idx: usize,
+        cfg: &Config,
+        now: Instant,
+        first: bool,
+        out: &mut Vec<Doomed<K, C>>,
+    ) -> Step<K, C> {
+        if first {
+            self.eps[idx].info.stats.request();
+        }
         if self.closed {
             return Step::Closed;
         }
