@@ -7,7 +7,7 @@
 //!
 //! tokio's timer has a 1 ms resolution and rounds up, so a 1 ms sleep lasts
 //! close to 2 ms; the injected latency therefore comes from a small timer
-//! thread of its own ([`Delays`](crate::timer::Delays)), which wakes within
+//! thread of its own ([`Delays`]), which wakes within
 //! tens of microseconds.
 
 use std::net::SocketAddr;
