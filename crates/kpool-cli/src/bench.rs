@@ -21,7 +21,6 @@ use kpool::{Config, CounterSnapshot, HistogramSnapshot, PoolStatus, Status};
 
 use crate::Fail;
 use crate::cli::{BenchArgs, Mode};
-use crate::managers::{Addr, BlockingEchoManager, EchoManager};
 use crate::report::{self, Report, RunInfo};
 use crate::server::{EchoServer, Faults};
 use crate::target::Target;
@@ -484,21 +483,17 @@ pub(crate) fn main(args: BenchArgs) -> Result<ExitCode, Fail> {
         None => Some(EchoServer::start(faults).map_err(|e| Fail::Run(format!("cannot start the echo server: {e}")))?),
         Some(_) => None,
     };
-    let (label, addr) = match (&target, &server) {
-        (None, Some(s)) => {
-            (format!("embedded echo server on {}", s.addr()), Addr::Tcp("127.0.0.1".into(), s.addr().port()))
-        }
-        (Some(t @ Target::Tcp { host, port }), _) => (t.display(), Addr::Tcp(host.clone(), *port)),
-        (Some(t @ Target::Unix(path)), _) => (t.display(), Addr::Unix(path.clone())),
-        (Some(t), _) => return Err(Fail::Usage(format!("{}: this build of kpool cannot load it yet", t.display()))),
+    let label = match (&target, &server) {
+        (Some(t), _) => t.display(),
+        (None, Some(s)) => format!("embedded echo server on {}", s.addr()),
         (None, None) => unreachable!("no URL means an embedded server"),
     };
-    let outcome = match args.mode {
-        Mode::Async => {
-            runtime.block_on(run_async(runtime.handle(), EchoManager, addr, config.clone(), &plan, &label))?
-        }
-        Mode::Blocking => run_blocking(runtime.handle(), BlockingEchoManager, addr, config.clone(), &plan, &label)?,
+    let target = match (target, &server) {
+        (Some(t), _) => t,
+        (None, Some(s)) => Target::Tcp { host: s.addr().ip().to_string(), port: s.addr().port() },
+        (None, None) => unreachable!("no URL means an embedded server"),
     };
+    let outcome = run_target(&runtime, target, config.clone(), &plan, &label, args.mode)?;
 
     let info = RunInfo {
         target: label,
@@ -532,6 +527,55 @@ pub(crate) fn main(args: BenchArgs) -> Result<ExitCode, Fail> {
         return Err(Fail::Run(format!("no operation succeeded: {why}")));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Bounds a connect and, for blocking sockets, every read and write, so a
+/// silent server cannot hang a worker for good.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the load with the manager that fits the target and the mode.
+fn run_target(
+    runtime: &tokio::runtime::Runtime,
+    target: Target,
+    config: Config,
+    plan: &Plan,
+    label: &str,
+    mode: Mode,
+) -> Result<Outcome, Fail> {
+    use kpool_net::{Address, blocking};
+    let h = runtime.handle();
+    let connect = Some(config.acquire_timeout.map_or(IO_TIMEOUT, |t| t.min(IO_TIMEOUT)));
+    let io = Some(IO_TIMEOUT);
+    match (target, mode) {
+        (Target::Tcp { host, port }, Mode::Async) => {
+            let m = kpool_net::TcpManager::new().connect_timeout(connect);
+            runtime.block_on(run_async(h, m, Address::host(host, port), config, plan, label))
+        }
+        (Target::Tcp { host, port }, Mode::Blocking) => {
+            let m = blocking::TcpManager::new().connect_timeout(connect).io_timeout(io);
+            run_blocking(h, m, Address::host(host, port), config, plan, label)
+        }
+        (Target::Unix(path), Mode::Async) => {
+            let m = kpool_net::UnixManager::new().connect_timeout(connect);
+            runtime.block_on(run_async(h, m, path, config, plan, label))
+        }
+        (Target::Unix(path), Mode::Blocking) => {
+            let m = blocking::UnixManager::new().connect_timeout(connect).io_timeout(io);
+            run_blocking(h, m, path, config, plan, label)
+        }
+        (Target::Tls { host, port, ca }, Mode::Async) => {
+            let m = kpool_net::TlsManager::new(crate::work::tls_config(ca.as_deref())?).connect_timeout(connect);
+            runtime.block_on(run_async(h, m, Address::host(host, port), config, plan, label))
+        }
+        (Target::Tls { host, port, ca }, Mode::Blocking) => {
+            let tls = crate::work::tls_config(ca.as_deref())?;
+            let m = blocking::TlsManager::new(tls).connect_timeout(connect).io_timeout(io);
+            run_blocking(h, m, Address::host(host, port), config, plan, label)
+        }
+        (t @ (Target::Postgres(_) | Target::Redis(_)), _) => {
+            Err(Fail::Usage(format!("{}: this build of kpool cannot load it yet", t.display())))
+        }
+    }
 }
 
 fn keys<E: Clone>(endpoint: E, n: u16) -> Arc<[ShardKey<E>]> {

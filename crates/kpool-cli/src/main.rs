@@ -13,7 +13,6 @@
 mod bench;
 mod cli;
 mod html;
-mod managers;
 mod probe;
 mod report;
 mod server;

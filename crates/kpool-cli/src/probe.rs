@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crate::Fail;
 use crate::cli::ProbeArgs;
-use crate::managers::{Addr, EchoManager};
+use kpool_net::Address;
+
 use crate::report::fmt_ms;
 use crate::target::Target;
 use crate::work::Workload;
@@ -54,9 +55,20 @@ async fn probe(target: &Target, limit: Duration) -> Result<(), Fail> {
             }
         }
     }
+    let connect = Some(limit);
     match target {
-        Target::Tcp { host, port } => probe_with(&EchoManager, Addr::Tcp(host.clone(), *port), &shown, limit).await,
-        Target::Unix(path) => probe_with(&EchoManager, Addr::Unix(path.clone()), &shown, limit).await,
+        Target::Tcp { host, port } => {
+            let m = kpool_net::TcpManager::new().connect_timeout(connect);
+            probe_with(&m, Address::host(host.clone(), *port), &shown, limit).await
+        }
+        Target::Unix(path) => {
+            let m = kpool_net::UnixManager::new().connect_timeout(connect);
+            probe_with(&m, path.clone(), &shown, limit).await
+        }
+        Target::Tls { host, port, ca } => {
+            let m = kpool_net::TlsManager::new(crate::work::tls_config(ca.as_deref())?).connect_timeout(connect);
+            probe_with(&m, Address::host(host.clone(), *port), &shown, limit).await
+        }
         Target::Postgres(_) | Target::Redis(_) => {
             Err(Fail::Usage(format!("{shown}: this build of kpool cannot probe it yet")))
         }
@@ -98,6 +110,14 @@ pub(crate) fn explain<E: Error + 'static>(e: &E) -> String {
 }
 
 fn explain_dyn(e: &(dyn Error + 'static)) -> String {
+    if let Some(net) = find::<kpool_net::Error>(e) {
+        if net.is_tls() {
+            return format!("TLS failure: {}", chain(net));
+        }
+        if net.is_timeout() {
+            return chain(net);
+        }
+    }
     let mut cause: Option<&(dyn Error + 'static)> = Some(e);
     while let Some(err) = cause {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
@@ -108,6 +128,18 @@ fn explain_dyn(e: &(dyn Error + 'static)) -> String {
         cause = err.source();
     }
     chain(e)
+}
+
+/// The first error of type `T` in the chain.
+fn find<'a, T: Error + 'static>(e: &'a (dyn Error + 'static)) -> Option<&'a T> {
+    let mut cause = Some(e);
+    while let Some(err) = cause {
+        if let Some(found) = err.downcast_ref::<T>() {
+            return Some(found);
+        }
+        cause = err.source();
+    }
+    None
 }
 
 fn io_words(e: &std::io::Error) -> Option<String> {

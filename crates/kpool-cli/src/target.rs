@@ -11,13 +11,16 @@ pub(crate) enum Target {
     Tcp { host: String, port: u16 },
     /// `unix:///path`: an echo server on a Unix socket.
     Unix(PathBuf),
+    /// `tls://host:port[?ca=/path/ca.pem]`: an echo server behind TLS,
+    /// trusting `ca`, else the system's certificate bundle.
+    Tls { host: String, port: u16, ca: Option<PathBuf> },
     /// `postgres://…` or `postgresql://…`: `SELECT 1`.
     Postgres(String),
     /// `redis://…` or `rediss://…`: `PING`.
     Redis(String),
 }
 
-const SCHEMES: &str = "postgres://, redis://, tcp://host:port or unix:///path";
+const SCHEMES: &str = "postgres://, redis://, tcp://host:port, tls://host:port or unix:///path";
 
 impl Target {
     /// Parses a URL; every failure is bad input (exit code 2).
@@ -28,18 +31,34 @@ impl Target {
             e => bad(&e.to_string()),
         })?;
         match url.scheme() {
-            "tcp" => {
+            scheme @ ("tcp" | "tls") => {
+                let expected = format!("expected {scheme}://host:port");
                 let host = match url.host() {
                     Some(url::Host::Domain(d)) if !d.is_empty() => d.to_owned(),
                     Some(url::Host::Ipv4(ip)) => ip.to_string(),
                     Some(url::Host::Ipv6(ip)) => ip.to_string(),
-                    _ => return Err(bad("no host (expected tcp://host:port)")),
+                    _ => return Err(bad(&format!("no host ({expected})"))),
                 };
-                let port = url.port().ok_or_else(|| bad("no port (expected tcp://host:port)"))?;
+                let port = url.port().ok_or_else(|| bad(&format!("no port ({expected})")))?;
                 if url.path().len() > 1 {
-                    return Err(bad("a tcp:// URL has no path (expected tcp://host:port)"));
+                    return Err(bad(&format!("a {scheme}:// URL has no path ({expected})")));
                 }
-                Ok(Target::Tcp { host, port })
+                if scheme == "tcp" {
+                    if url.query().is_some() {
+                        return Err(bad("a tcp:// URL takes no parameters"));
+                    }
+                    return Ok(Target::Tcp { host, port });
+                }
+                let mut ca = None;
+                for (key, value) in url.query_pairs() {
+                    match &*key {
+                        "ca" => ca = Some(PathBuf::from(&*value)),
+                        other => {
+                            return Err(bad(&format!("unknown parameter '{other}' (tls:// takes ca=/path/ca.pem)")));
+                        }
+                    }
+                }
+                Ok(Target::Tls { host, port, ca })
             }
             "unix" => {
                 if url.host_str().is_some_and(|h| !h.is_empty()) {
@@ -72,6 +91,13 @@ impl Target {
         match self {
             Target::Tcp { host, port } if host.contains(':') => format!("tcp://[{host}]:{port}"),
             Target::Tcp { host, port } => format!("tcp://{host}:{port}"),
+            Target::Tls { host, port, ca } => {
+                let host = if host.contains(':') { format!("[{host}]") } else { host.clone() };
+                match ca {
+                    Some(ca) => format!("tls://{host}:{port}?ca={}", ca.display()),
+                    None => format!("tls://{host}:{port}"),
+                }
+            }
             Target::Unix(path) => format!("unix://{}", path.display()),
             Target::Postgres(u) | Target::Redis(u) => redact(u),
         }
@@ -80,7 +106,7 @@ impl Target {
     /// `host:port` for resolving, if the target has a host.
     pub(crate) fn host_port(&self) -> Option<(String, u16)> {
         match self {
-            Target::Tcp { host, port } => Some((host.clone(), *port)),
+            Target::Tcp { host, port } | Target::Tls { host, port, .. } => Some((host.clone(), *port)),
             Target::Unix(_) => None,
             Target::Postgres(u) | Target::Redis(u) => {
                 let url = url::Url::parse(u).ok()?;
@@ -124,6 +150,10 @@ mod tests {
         assert_eq!(Target::parse("unix:///tmp/echo.sock").unwrap(), Target::Unix("/tmp/echo.sock".into()));
         assert!(matches!(Target::parse("postgres://root@127.0.0.1/test").unwrap(), Target::Postgres(_)));
         assert!(matches!(Target::parse("redis://127.0.0.1:6379").unwrap(), Target::Redis(_)));
+        assert_eq!(
+            Target::parse("tls://localhost:8443?ca=/tmp/ca.pem").unwrap(),
+            Target::Tls { host: "localhost".into(), port: 8443, ca: Some("/tmp/ca.pem".into()) }
+        );
     }
 
     #[test]
@@ -134,6 +164,8 @@ mod tests {
         assert!(usage("tcp://127.0.0.1:99999").contains("bad URL"));
         assert!(usage("unix://host/path").contains("three slashes"));
         assert!(usage("postgres:///db").contains("no host"));
+        assert!(usage("tls://localhost").contains("no port (expected tls://host:port)"));
+        assert!(usage("tls://localhost:443?cert=x").contains("unknown parameter 'cert'"));
     }
 
     #[test]

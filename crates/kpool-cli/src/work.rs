@@ -2,8 +2,13 @@
 //! spreads load over several pool endpoints.
 
 use std::future::Future;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
 
-use crate::managers::{BlockingEchoManager, BlockingStream, EchoManager, Stream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::Fail;
 
 /// The bytes an echo operation sends.
 const PING: &[u8; 16] = b"kpool-bench-ping";
@@ -21,15 +26,9 @@ pub(crate) trait BlockingWorkload: kpool::blocking::Manager<Error: std::error::E
 }
 
 fn check_echo(result: std::io::Result<()>, back: &[u8]) -> Result<(), String> {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionReset, UnexpectedEof};
     match result {
-        Err(e)
-            if matches!(
-                e.kind(),
-                std::io::ErrorKind::UnexpectedEof
-                    | std::io::ErrorKind::ConnectionReset
-                    | std::io::ErrorKind::BrokenPipe
-            ) =>
-        {
+        Err(e) if matches!(e.kind(), UnexpectedEof | ConnectionReset | BrokenPipe) => {
             Err("echo: the server closed the connection".into())
         }
         Err(e) => Err(format!("echo: {e}")),
@@ -38,20 +37,70 @@ fn check_echo(result: std::io::Result<()>, back: &[u8]) -> Result<(), String> {
     }
 }
 
-impl Workload for EchoManager {
-    async fn run_op(&self, conn: &mut Stream) -> Result<(), String> {
-        let mut back = [0u8; PING.len()];
-        let result = conn.echo(PING, &mut back).await;
-        check_echo(result, &back)
+/// Sends [`PING`] and reads it back.
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) -> Result<(), String> {
+    let mut back = [0u8; PING.len()];
+    let result = async {
+        s.write_all(PING).await?;
+        s.flush().await?;
+        s.read_exact(&mut back).await.map(drop)
     }
+    .await;
+    check_echo(result, &back)
 }
 
-impl BlockingWorkload for BlockingEchoManager {
-    fn run_op(&self, conn: &mut BlockingStream) -> Result<(), String> {
-        let mut back = [0u8; PING.len()];
-        let result = conn.echo(PING, &mut back);
-        check_echo(result, &back)
+/// Sends [`PING`] and reads it back, on a blocking stream.
+fn echo_blocking<S: Read + Write>(s: &mut S) -> Result<(), String> {
+    let mut back = [0u8; PING.len()];
+    let result = s.write_all(PING).and_then(|()| s.flush()).and_then(|()| s.read_exact(&mut back));
+    check_echo(result, &back)
+}
+
+macro_rules! echo_workloads {
+    (async: $($m:ty),*; blocking: $($b:ty),*) => {
+        $(impl Workload for $m {
+            fn run_op(&self, conn: &mut Self::Connection) -> impl Future<Output = Result<(), String>> + Send {
+                echo(conn)
+            }
+        })*
+        $(impl BlockingWorkload for $b {
+            fn run_op(&self, conn: &mut Self::Connection) -> Result<(), String> {
+                echo_blocking(conn)
+            }
+        })*
+    };
+}
+
+echo_workloads!(
+    async: kpool_net::TcpManager, kpool_net::UnixManager, kpool_net::TlsManager;
+    blocking: kpool_net::blocking::TcpManager, kpool_net::blocking::UnixManager, kpool_net::blocking::TlsManager
+);
+
+/// The system's bundle of trusted certificate authorities (Debian's path).
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// A rustls client configuration trusting the certificates in `ca` (PEM),
+/// else the system's bundle, else nothing (every handshake then fails with
+/// an unknown issuer, which is reported as such).
+pub(crate) fn tls_config(ca: Option<&Path>) -> Result<Arc<kpool_net::rustls::ClientConfig>, Fail> {
+    use kpool_net::rustls::pki_types::CertificateDer;
+    use kpool_net::rustls::pki_types::pem::PemObject;
+
+    let mut roots = kpool_net::rustls::RootCertStore::empty();
+    let path = match ca {
+        Some(p) => Some(p),
+        None => Some(Path::new(SYSTEM_CA_BUNDLE)).filter(|p| p.exists()),
+    };
+    if let Some(path) = path {
+        let certs = CertificateDer::pem_file_iter(path)
+            .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+            .map_err(|e| Fail::Usage(format!("cannot read certificates from {}: {e}", path.display())))?;
+        let (added, _ignored) = roots.add_parsable_certificates(certs);
+        if added == 0 && ca.is_some() {
+            return Err(Fail::Usage(format!("no usable certificate in {}", path.display())));
+        }
     }
+    Ok(kpool_net::tls::client_config(roots))
 }
 
 /// Runs `M` under keys `(shard, endpoint)`, so a keyed pool can hold several
