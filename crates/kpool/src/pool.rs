@@ -51,6 +51,8 @@ pub(crate) struct Inner<M: Manager> {
     disposing: AtomicUsize,
     /// Checkouts watched for leaks (with `leak_detection`).
     leaks: Option<LeakTracker>,
+    /// Whether the hooks finish on their first poll (enables the fast path).
+    hooks: HookKnowledge,
     dispose_waker: parking_lot::Mutex<Option<Waker>>,
 }
 
@@ -105,6 +107,7 @@ impl<M: Manager> Builder<M> {
             default,
             disposing: AtomicUsize::new(0),
             leaks: config_leaks,
+            hooks: HookKnowledge::default(),
             dispose_waker: parking_lot::Mutex::new(None),
         });
         if inner.core.config.collection == Collection::Background {
@@ -175,10 +178,13 @@ impl<M: Manager> Pool<M> {
     ///
     /// As [`get`](Self::get).
     #[track_caller]
-    pub fn get_for<'a>(
+    pub fn get_for<'a, 'k>(
         &'a self,
-        endpoint: &'a Endpoint<M>,
-    ) -> impl Future<Output = Result<Pooled<'a, M>, Error<MError<M>>>> + Send + 'a {
+        endpoint: &'k Endpoint<M>,
+    ) -> impl Future<Output = Result<Pooled<'a, M>, Error<MError<M>>>> + Send + 'k
+    where
+        'a: 'k,
+    {
         acquire(
             PoolRef::Borrowed(&self.inner),
             Some(endpoint),
@@ -193,11 +199,14 @@ impl<M: Manager> Pool<M> {
     ///
     /// As [`get`](Self::get).
     #[track_caller]
-    pub fn get_for_timeout<'a>(
+    pub fn get_for_timeout<'a, 'k>(
         &'a self,
-        endpoint: &'a Endpoint<M>,
+        endpoint: &'k Endpoint<M>,
         timeout: Option<Duration>,
-    ) -> impl Future<Output = Result<Pooled<'a, M>, Error<MError<M>>>> + Send + 'a {
+    ) -> impl Future<Output = Result<Pooled<'a, M>, Error<MError<M>>>> + Send + 'k
+    where
+        'a: 'k,
+    {
         acquire(PoolRef::Borrowed(&self.inner), Some(endpoint), timeout, Location::caller())
     }
 
@@ -329,6 +338,34 @@ impl<M: Manager> Pool<M> {
     }
 }
 
+/// Whether each async hook is known to finish on its first poll: its future
+/// is `std::future::Ready` (the trait's defaults, and hooks written the same
+/// way). Learned from the futures the slow path runs; until both are known
+/// ready, every acquire takes the slow path. Unknown or other types keep the
+/// slow path, so a wrong guess can only cost speed, never correctness.
+#[derive(Default)]
+struct HookKnowledge {
+    on_acquire: std::sync::atomic::AtomicU8,
+    on_release: std::sync::atomic::AtomicU8,
+}
+
+const HOOK_UNKNOWN: u8 = 0;
+const HOOK_READY: u8 = 1;
+const HOOK_ASYNC: u8 = 2;
+
+impl HookKnowledge {
+    fn all_ready(&self) -> bool {
+        self.on_acquire.load(Ordering::Relaxed) == HOOK_READY && self.on_release.load(Ordering::Relaxed) == HOOK_READY
+    }
+
+    fn learn<F>(slot: &std::sync::atomic::AtomicU8, fut: &F) {
+        if slot.load(Ordering::Relaxed) == HOOK_UNKNOWN {
+            let ready = std::any::type_name_of_val(fut).starts_with("core::future::ready::Ready<");
+            slot.store(if ready { HOOK_READY } else { HOOK_ASYNC }, Ordering::Relaxed);
+        }
+    }
+}
+
 /// What [`Pool::close_timeout`] found when it returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CloseReport {
@@ -432,11 +469,13 @@ impl<'a, M: Manager> Pooled<'a, M> {
         let inner = this.pool.inner().clone();
         let mut conn = this.conn.take().expect("present until drop");
         inner.checkin(&conn, this.leak.take());
-        let result = inner.run_on_release(&mut conn).await;
+        let result = inner.run_on_release(&mut conn, &mut true).await;
         // A hook that panicked or hung leaves the connection untrusted; one
         // that returned an error leaves it pooled (SPEC: the error is counted).
         let untrusted = result.as_ref().is_err_and(|e| e.kind() != ErrorKind::Backend(Phase::OnRelease));
-        inner.give_back(conn, this.state == Use::Broken || untrusted);
+        conn.suspect |= result.is_err();
+        let broken = this.state == Use::Broken || untrusted || inner.is_broken(&conn);
+        inner.give_back(conn, broken);
         result
     }
 }
@@ -478,42 +517,226 @@ where
     }
 }
 
-/// The whole acquire. See [`Pool::get`] for its contract.
-async fn acquire<'a, M: Manager>(
+/// What an acquire resolves to.
+type AcquireResult<'a, M> = Result<Pooled<'a, M>, Error<MError<M>>>;
+type CoreStep<M> = Step<Endpoint<M>, Connection<M>>;
+
+/// The future of every `get*` method. See [`Pool::get`] for its contract.
+///
+/// Its first poll tries the fast path synchronously: an idle connection with
+/// nobody waiting, no health check due (bypass window) and hooks known to
+/// finish at once — one lock, one clock read, no allocation. Anything else
+/// (waiting, creating, checking, async hooks) continues in the boxed async
+/// slow path from the step already taken, so the future itself stays small.
+struct Acquire<'a, 'k, M: Manager> {
+    state: AcquireState<'a, 'k, M>,
+}
+
+enum AcquireState<'a, 'k, M: Manager> {
+    Start {
+        pool: PoolRef<'a, M>,
+        key: Option<&'k Endpoint<M>>,
+        timeout: Option<Duration>,
+        at: &'static Location<'static>,
+    },
+    Slow(std::pin::Pin<Box<dyn Future<Output = AcquireResult<'a, M>> + Send + 'k>>),
+    Done,
+}
+
+fn acquire<'a: 'k, 'k, M: Manager>(
     pool: PoolRef<'a, M>,
-    key: Option<&Endpoint<M>>,
+    key: Option<&'k Endpoint<M>>,
     timeout: Option<Duration>,
     at: &'static Location<'static>,
-) -> Result<Pooled<'a, M>, Error<MError<M>>> {
-    // Yield first if the task is out of cooperative budget, so it never has
-    // to yield while holding a connection.
-    poll_fn(|cx| tokio::task::coop::poll_proceed(cx).map(|restore| restore.made_progress())).await;
-    let inner = pool.inner().clone();
-    let fut = acquire_inner(&inner, pool, key, timeout, at);
-    #[cfg(feature = "tracing-spans")]
-    let fut = tracing::Instrument::instrument(fut, tracing::debug_span!("kpool.acquire", endpoint = ?key, at = %at));
-    let result = fut.await;
-    match &result {
-        Ok(guard) => Pooled::conn(guard).ep.stats.acquired(),
-        Err(e) => {
-            if e.is_timeout() {
-                tracing::debug!(endpoint = ?key, error = %e, "acquire timed out");
-            }
-            if let Some(k) = key.or(inner.default.as_ref().map(|(k, _)| k)) {
-                inner.core.record_failure(k, e.is_timeout());
+) -> Acquire<'a, 'k, M> {
+    Acquire { state: AcquireState::Start { pool, key, timeout, at } }
+}
+
+impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
+    type Output = AcquireResult<'a, M>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            match std::mem::replace(&mut this.state, AcquireState::Done) {
+                AcquireState::Start { pool, key, timeout, at } => {
+                    // Yield first if the task is out of cooperative budget,
+                    // so it never has to yield while holding a connection.
+                    match tokio::task::coop::poll_proceed(cx) {
+                        Poll::Ready(restore) => restore.made_progress(),
+                        Poll::Pending => {
+                            this.state = AcquireState::Start { pool, key, timeout, at };
+                            return Poll::Pending;
+                        }
+                    }
+                    match fast(pool, key, at, cx) {
+                        Fast::Done(result) => return Poll::Ready(result),
+                        Fast::Slow(pool, first, start, counted) => {
+                            let req = Request { key, timeout, at, start, counted };
+                            let slow = acquire_slow(pool, req, first);
+                            this.state = AcquireState::Slow(Box::pin(slow));
+                        }
+                    }
+                }
+                AcquireState::Slow(mut fut) => {
+                    return match fut.as_mut().poll(cx) {
+                        Poll::Ready(r) => Poll::Ready(r),
+                        Poll::Pending => {
+                            this.state = AcquireState::Slow(fut);
+                            Poll::Pending
+                        }
+                    };
+                }
+                AcquireState::Done => panic!("acquire future polled after completion"),
             }
         }
     }
+}
+
+enum Fast<'a, M: Manager> {
+    Done(AcquireResult<'a, M>),
+    /// Take the slow path, from this step if one was taken already; the
+    /// flag says whether the request was counted already.
+    Slow(PoolRef<'a, M>, Option<CoreStep<M>>, Instant, bool),
+}
+
+/// The synchronous fast path; see [`Acquire`].
+fn fast<'a, M: Manager>(
+    pool: PoolRef<'a, M>,
+    key: Option<&Endpoint<M>>,
+    at: &'static Location<'static>,
+    cx: &mut Context<'_>,
+) -> Fast<'a, M> {
+    let start = Instant::now();
+    let inner = pool.inner();
+    if cfg!(feature = "tracing-spans") || !inner.hooks.all_ready() {
+        return Fast::Slow(pool, None, start, false);
+    }
+    let core = &inner.core;
+    let mut out = Vec::new();
+    let step = match (key, &inner.default) {
+        (Some(k), _) => core.acquire(k, start.into_std(), true, &mut out),
+        (None, Some((_, idx))) => core.acquire_index(*idx, start.into_std(), true, &mut out),
+        (None, None) => return Fast::Slow(pool, None, start, false),
+    };
+    inner.dispose_all(out);
+    let Step::Ready(mut conn) = step else { return Fast::Slow(pool, Some(step), start, true) };
+    if needs_check(&core.config, &conn, start, false) {
+        return Fast::Slow(pool, Some(Step::Ready(conn)), start, true);
+    }
+    // Both hooks return `std::future::Ready`: one poll finishes them.
+    if conn.pending_release {
+        conn.pending_release = false;
+        let Conn { ep, raw, .. } = &mut conn;
+        match poll_once(cx, inner.manager.on_release(&ep.key, raw)) {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                // The cleanup failed: let the slow path health-check it.
+                inner.release_failed(ep, &Error::backend_error(Phase::OnRelease, e));
+                conn.suspect = true;
+                return Fast::Slow(pool, Some(Step::Ready(conn)), start, true);
+            }
+            None => {
+                let mut out = Vec::new();
+                core.discard(conn, DisposeReason::Broken, &mut out);
+                inner.dispose_all(out);
+                return Fast::Slow(pool, None, start, true);
+            }
+        }
+    }
+    let Conn { ep, raw, .. } = &mut conn;
+    let result = match poll_once(cx, inner.manager.on_acquire(&ep.key, raw)) {
+        Some(Ok(())) => {
+            conn.uses += 1;
+            conn.out_since = start.into_std();
+            conn.ep.stats.hist.acquire.record(Duration::ZERO);
+            conn.ep.stats.acquired();
+            let leak = inner
+                .leaks
+                .as_ref()
+                .map(|t| t.checkout(conn.out_since, at, metrics::label(&conn.ep.key), conn.ep.clone()));
+            return Fast::Done(Ok(Pooled { conn: Some(conn), pool, state: Use::User, leak }));
+        }
+        Some(Err(e)) => {
+            inner.give_back(conn, false);
+            Error::backend_error(Phase::OnAcquire, e)
+        }
+        None => {
+            let mut out = Vec::new();
+            core.discard(conn, DisposeReason::Broken, &mut out);
+            inner.dispose_all(out);
+            Error::panicked(Phase::OnAcquire, "on_acquire panicked".into())
+        }
+    };
+    inner.record_outcome(key, &Err::<(), _>(&result));
+    Fast::Done(Err(result))
+}
+
+/// Polls a future that is known to be ready; `None` if it panicked (or,
+/// against expectations, was not ready).
+fn poll_once<F: Future>(cx: &mut Context<'_>, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    match std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+        Ok(Poll::Ready(v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// Whether a reused connection is due a health check: outside the bypass
+/// window, or always after its `on_release` hook failed.
+fn needs_check<K, C>(cfg: &Config, conn: &Conn<K, C>, now: Instant, fresh: bool) -> bool {
+    conn.suspect
+        || (!fresh
+            && cfg.validate_on_acquire
+            && now.into_std().saturating_duration_since(conn.returned) >= cfg.validation_bypass)
+}
+
+/// What the slow path needs to know about the request.
+struct Request<'k, K> {
+    key: Option<&'k K>,
+    timeout: Option<Duration>,
+    at: &'static Location<'static>,
+    start: Instant,
+    /// The fast path counted the request already.
+    counted: bool,
+}
+
+/// The async slow path, continuing from the fast path's step.
+async fn acquire_slow<'a, M: Manager>(
+    pool: PoolRef<'a, M>,
+    req: Request<'_, Endpoint<M>>,
+    first: Option<CoreStep<M>>,
+) -> AcquireResult<'a, M> {
+    let key = req.key;
+    // The borrowed case (every `get` but `get_owned*`) needs no Arc clone.
+    let kept;
+    let inner: &Arc<Inner<M>> = match &pool {
+        PoolRef::Borrowed(i) => i,
+        PoolRef::Owned(i) => {
+            kept = i.clone();
+            &kept
+        }
+    };
+    #[cfg(feature = "tracing-spans")]
+    let span = tracing::debug_span!("kpool.acquire", endpoint = ?key, at = %req.at);
+    let fut = acquire_inner(inner, pool, req, first);
+    #[cfg(feature = "tracing-spans")]
+    let fut = tracing::Instrument::instrument(fut, span);
+    let result = fut.await;
+    if let Ok(guard) = &result {
+        Pooled::conn(guard).ep.stats.acquired();
+    }
+    inner.record_outcome(key, &result.as_ref().map(|_| ()));
     result
 }
 
 async fn acquire_inner<'a, M: Manager>(
     inner: &Arc<Inner<M>>,
     pool: PoolRef<'a, M>,
-    key: Option<&Endpoint<M>>,
-    timeout: Option<Duration>,
-    at: &'static Location<'static>,
+    req: Request<'_, Endpoint<M>>,
+    mut first_step: Option<CoreStep<M>>,
 ) -> Result<Pooled<'a, M>, Error<MError<M>>> {
+    let Request { key, timeout, at, start, counted } = req;
     let core = &inner.core;
     let (key, default_idx) = match key {
         Some(k) => (k, None),
@@ -522,7 +745,6 @@ async fn acquire_inner<'a, M: Manager>(
             None => return Err(Error::new(ErrorKind::NoEndpoint)),
         },
     };
-    let start = Instant::now();
     let deadline = timeout.map(|t| start + t);
     let mut now = start;
     let mut last_err: Option<MError<M>> = None;
@@ -530,12 +752,16 @@ async fn acquire_inner<'a, M: Manager>(
     // Served at once from an idle connection, with no I/O: recorded as a
     // zero wait without a second clock read.
     let mut immediate = true;
-    let mut first = true;
+    // The fast path may have counted the request already.
+    let mut first = !counted;
     loop {
         let mut out = Vec::new();
-        let step = match default_idx {
-            Some(idx) => core.acquire_index(idx, now.into_std(), first, &mut out),
-            None => core.acquire(key, now.into_std(), first, &mut out),
+        let step = match first_step.take() {
+            Some(step) => step,
+            None => match default_idx {
+                Some(idx) => core.acquire_index(idx, now.into_std(), first, &mut out),
+                None => core.acquire(key, now.into_std(), first, &mut out),
+            },
         };
         first = false;
         inner.dispose_all(out);
@@ -637,56 +863,48 @@ async fn prepare<M: Manager>(
     start: Instant,
 ) -> Result<bool, Prepared<MError<M>>> {
     let cfg = &inner.core.config;
+    let mut io = false;
     let conn = guard.conn.as_mut().expect("present");
-    let mut io = conn.pending_release;
     if conn.pending_release {
         conn.pending_release = false;
-        if let Err(e) = inner.run_on_release(conn).await {
+        if let Err(e) = inner.run_on_release(conn, &mut io).await {
             if e.kind() != ErrorKind::Backend(Phase::OnRelease) {
                 inner.kill(guard, DisposeReason::Broken);
                 return Err(Prepared::Dead);
             }
+            // The cleanup failed: the connection stays, but is checked now.
+            guard.conn.as_mut().expect("present").suspect = true;
         }
     }
     let conn = guard.conn.as_mut().expect("present");
-    let check = !fresh
-        && cfg.validate_on_acquire
-        && now.into_std().saturating_duration_since(conn.returned) >= cfg.validation_bypass;
-    if check {
+    if needs_check(cfg, conn, now, fresh) {
         io = true;
-        let key = conn.ep.clone();
-        let fut = inner.manager.check_alive(&key.key, &mut conn.raw);
+        let Conn { ep, raw, .. } = conn;
+        let fut = inner.manager.check_alive(&ep.key, raw);
         #[cfg(feature = "tracing-spans")]
-        let fut = tracing::Instrument::instrument(fut, tracing::debug_span!("kpool.check", endpoint = ?key.key));
-        let res = timed(deadline, fut).await;
-        match res {
-            Timed::Done(Ok(true)) => {}
-            Timed::Done(Ok(false)) => {
-                inner.dead(guard);
-                return Err(Prepared::Dead);
+        let fut = tracing::Instrument::instrument(fut, tracing::debug_span!("kpool.check", endpoint = ?ep.key));
+        let failure = match timed(deadline.into(), &mut io, fut).await {
+            Timed::Done(Ok(true)) => {
+                guard.conn.as_mut().expect("present").suspect = false;
+                None
             }
-            Timed::Done(Err(e)) => {
-                inner.dead(guard);
-                return Err(Prepared::Fail(Error::backend_error(Phase::Check, e)));
-            }
-            Timed::Panicked(p) => {
-                inner.dead(guard);
-                return Err(Prepared::Fail(Error::panicked(Phase::Check, p)));
-            }
+            Timed::Done(Ok(false)) => Some(Prepared::Dead),
+            Timed::Done(Err(e)) => Some(Prepared::Fail(Error::backend_error(Phase::Check, e))),
+            Timed::Panicked(p) => Some(Prepared::Fail(Error::panicked(Phase::Check, p))),
             Timed::Elapsed => {
-                inner.dead(guard);
-                return Err(Prepared::Fail(Error::timeout(
-                    Phase::Check,
-                    None,
-                    start.elapsed(),
-                    inner.status_of(&key.key),
-                )));
+                let status = inner.core.endpoint_status(ep.index);
+                Some(Prepared::Fail(Error::timeout(Phase::Check, None, start.elapsed(), status)))
             }
+        };
+        if let Some(failure) = failure {
+            inner.dead(guard);
+            return Err(failure);
         }
     }
-    let conn = guard.conn.as_mut().expect("present");
-    let key = conn.ep.clone();
-    match timed(deadline, inner.manager.on_acquire(&key.key, &mut conn.raw)).await {
+    let Conn { ep, raw, .. } = guard.conn.as_mut().expect("present");
+    let hook = inner.manager.on_acquire(&ep.key, raw);
+    HookKnowledge::learn(&inner.hooks.on_acquire, &hook);
+    match timed(deadline.into(), &mut io, hook).await {
         Timed::Done(Ok(())) => Ok(io),
         Timed::Done(Err(e)) => {
             // The hook failed but the connection is fine: back to the pool.
@@ -697,7 +915,8 @@ async fn prepare<M: Manager>(
         }
         Timed::Panicked(p) => Err(Prepared::Fail(Error::panicked(Phase::OnAcquire, p))),
         Timed::Elapsed => {
-            Err(Prepared::Fail(Error::timeout(Phase::OnAcquire, None, start.elapsed(), inner.status_of(&key.key))))
+            let status = inner.core.endpoint_status(ep.index);
+            Err(Prepared::Fail(Error::timeout(Phase::OnAcquire, None, start.elapsed(), status)))
         }
     }
 }
@@ -809,14 +1028,49 @@ enum Timed<T> {
     Elapsed,
 }
 
-async fn timed<F: Future>(deadline: Option<Instant>, fut: F) -> Timed<F::Output> {
-    let fut = AssertUnwindSafe(fut).catch_unwind();
-    let res = match deadline {
-        Some(d) => match tokio::time::timeout_at(d, fut).await {
-            Ok(r) => r,
-            Err(_) => return Timed::Elapsed,
-        },
-        None => fut.await,
+/// When a manager call must finish.
+#[derive(Clone, Copy)]
+enum Limit {
+    None,
+    At(Instant),
+    /// Relative: the clock is read only if the call does not finish at once.
+    After(Duration),
+}
+
+impl From<Option<Instant>> for Limit {
+    fn from(d: Option<Instant>) -> Self {
+        d.map_or(Limit::None, Limit::At)
+    }
+}
+
+impl From<Option<Duration>> for Limit {
+    fn from(d: Option<Duration>) -> Self {
+        d.map_or(Limit::None, Limit::After)
+    }
+}
+
+/// Runs a manager future with panic catching and a limit. It is polled once
+/// first: a call that finishes at once (the default hooks, an in-memory
+/// check) costs no timer and no clock read. `waited` is set when it did not.
+async fn timed<F: Future>(limit: Limit, waited: &mut bool, fut: F) -> Timed<F::Output> {
+    let mut fut = std::pin::pin!(AssertUnwindSafe(fut).catch_unwind());
+    let res = match poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await {
+        Poll::Ready(r) => r,
+        Poll::Pending => {
+            *waited = true;
+            let deadline = match limit {
+                Limit::None => None,
+                Limit::At(d) => Some(d),
+                Limit::After(t) => Some(Instant::now() + t),
+            };
+            match deadline {
+                Some(d) => match tokio::time::timeout_at(d, fut).await {
+                    Ok(r) => r,
+                    Err(_) => return Timed::Elapsed,
+                },
+                None => fut.await,
+            }
+        }
     };
     match res {
         Ok(v) => Timed::Done(v),
@@ -860,7 +1114,7 @@ impl<M: Manager> Inner<M> {
         let fut = self.manager.create(key);
         #[cfg(feature = "tracing-spans")]
         let fut = tracing::Instrument::instrument(fut, tracing::debug_span!("kpool.create", endpoint = ?key));
-        match timed(limit, fut).await {
+        match timed(limit.into(), &mut true, fut).await {
             Timed::Done(Ok(raw)) => {
                 reservation.armed = false;
                 let now = Instant::now();
@@ -885,10 +1139,12 @@ impl<M: Manager> Inner<M> {
     }
 
     /// Runs `on_release` under `dispose_timeout`, counting failures.
-    async fn run_on_release(&self, conn: &mut CoreConn<M>) -> Result<(), Error<MError<M>>> {
-        let deadline = self.core.config.dispose_timeout.map(|t| Instant::now() + t);
-        let ep = conn.ep.clone();
-        let res = match timed(deadline, self.manager.on_release(&ep.key, &mut conn.raw)).await {
+    async fn run_on_release(&self, conn: &mut CoreConn<M>, waited: &mut bool) -> Result<(), Error<MError<M>>> {
+        let Conn { ep, raw, .. } = conn;
+        let limit = self.core.config.dispose_timeout.into();
+        let hook = self.manager.on_release(&ep.key, raw);
+        HookKnowledge::learn(&self.hooks.on_release, &hook);
+        let res = match timed(limit, waited, hook).await {
             Timed::Done(Ok(())) => return Ok(()),
             Timed::Done(Err(e)) => Error::backend_error(Phase::OnRelease, e),
             Timed::Panicked(p) => Error::panicked(Phase::OnRelease, p),
@@ -896,9 +1152,31 @@ impl<M: Manager> Inner<M> {
                 Error::timeout(Phase::OnRelease, None, Duration::ZERO, self.core.endpoint_status(ep.index))
             }
         };
-        bump(&ep.stats.counters.release_errors);
-        tracing::warn!(endpoint = ?ep.key, error = %res, "on_release failed");
+        self.release_failed(ep, &res);
         Err(res)
+    }
+
+    /// `Manager::is_broken`, a panic counting as broken.
+    fn is_broken(&self, conn: &CoreConn<M>) -> bool {
+        std::panic::catch_unwind(AssertUnwindSafe(|| self.manager.is_broken(&conn.ep.key, &conn.raw))).unwrap_or(true)
+    }
+
+    /// Counts and logs a failed `on_release`.
+    fn release_failed(&self, ep: &EpInfo<Endpoint<M>>, err: &Error<MError<M>>) {
+        bump(&ep.stats.counters.release_errors);
+        tracing::warn!(endpoint = ?ep.key, error = %err, "on_release failed");
+    }
+
+    /// Counts an acquire's failure (successes are counted where the guard is made).
+    fn record_outcome<T, E>(&self, key: Option<&Endpoint<M>>, result: &Result<T, &Error<E>>) {
+        if let Err(e) = result {
+            if e.is_timeout() {
+                tracing::debug!(endpoint = ?key, error = %e, "acquire timed out");
+            }
+            if let Some(k) = key.or(self.default.as_ref().map(|(k, _)| k)) {
+                self.core.record_failure(k, e.is_timeout());
+            }
+        }
     }
 
     /// A guard lets go of its connection at `now`: records its usage time and
@@ -923,8 +1201,7 @@ impl<M: Manager> Inner<M> {
             Use::Preparing | Use::Broken => true,
             Use::User => {
                 conn.pending_release = true;
-                std::panic::catch_unwind(AssertUnwindSafe(|| self.manager.is_broken(&conn.ep.key, &conn.raw)))
-                    .unwrap_or(true)
+                self.is_broken(&conn)
             }
         };
         let mut out = Vec::new();
@@ -1002,7 +1279,6 @@ impl<M: Manager> Inner<M> {
 
     async fn dispose_one(&self, ep: Arc<EpInfo<Endpoint<M>>>, raw: Connection<M>, reason: DisposeReason) {
         let key = &ep.key;
-        let deadline = self.core.config.dispose_timeout.map(|t| Instant::now() + t);
         tracing::debug!(endpoint = ?key, reason = reason.as_str(), "disposing a connection");
         let fut = self.manager.dispose(key, raw);
         #[cfg(feature = "tracing-spans")]
@@ -1010,7 +1286,7 @@ impl<M: Manager> Inner<M> {
             fut,
             tracing::debug_span!("kpool.dispose", endpoint = ?key, reason = reason.as_str()),
         );
-        let problem = match timed(deadline, fut).await {
+        let problem = match timed(self.core.config.dispose_timeout.into(), &mut true, fut).await {
             Timed::Done(Ok(())) => return,
             Timed::Done(Err(e)) => format!("{e:?}"),
             Timed::Panicked(p) => format!("panicked: {p}"),

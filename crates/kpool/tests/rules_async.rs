@@ -489,3 +489,32 @@ async fn fn_manager_pools_with_closures() {
             .unwrap();
     assert_eq!(*pool.get_for(&7).await.unwrap(), 7);
 }
+
+#[tokio::test(start_paused = true)]
+async fn failed_cleanup_forces_a_health_check_inside_the_bypass_window() {
+    let pool = builder().validation_bypass(secs(3600)).build().unwrap();
+    drop(pool.get().await.unwrap());
+    drop(pool.get().await.unwrap());
+    assert_eq!(pool.manager().checks(), 0, "within the bypass window");
+    pool.manager().set(|s| s.on_release = Fault::Fail);
+    let first = pool.get().await.unwrap().id; // the deferred hook fails here
+    assert_eq!(pool.manager().checks(), 1, "a suspect connection is checked at once");
+    pool.manager().set(|s| s.on_release = Fault::Ok);
+    pool.manager().dead.lock().insert(first);
+    let c = pool.get().await.unwrap(); // the check passed: no longer suspect
+    assert_eq!(c.id, first, "healthy again: the bypass applies");
+    drop(c);
+    pool.manager().set(|s| s.on_release = Fault::Fail);
+    let c = pool.get().await.unwrap();
+    assert_ne!(c.id, first, "suspect and dead: replaced, the caller sees no error");
+}
+
+#[tokio::test(start_paused = true)]
+async fn explicit_release_consults_is_broken() {
+    let pool = builder().build().unwrap();
+    let c = pool.get().await.unwrap();
+    pool.manager().set(|s| s.broken = true);
+    Pooled::release(c).await.unwrap();
+    assert_eq!(pool.status().pool.total, 0);
+    assert_eq!(pool.counters().disposed(DisposeReason::Broken), 1);
+}

@@ -250,3 +250,19 @@ fn threads_hammering_keep_the_limits() {
     assert!(pool.close_timeout(Duration::from_secs(5)).is_clean());
     pool.manager().assert_all_disposed_once();
 }
+
+#[test]
+fn failed_cleanup_forces_a_health_check_and_release_consults_is_broken() {
+    let pool = builder().validation_bypass(Duration::from_secs(3600)).build().unwrap();
+    pool.manager().set(|s| s.on_release = Fault::Fail);
+    drop(pool.get().unwrap()); // on_release fails on this return
+    drop(pool.get().unwrap());
+    assert_eq!(pool.manager().checks(), 1, "checked despite the bypass window");
+    pool.manager().set(|s| {
+        s.on_release = Fault::Ok;
+        s.broken = true;
+    });
+    let c = pool.get().unwrap();
+    Pooled::release(c).unwrap();
+    assert_eq!(pool.status().pool.total, 0, "release disposed the broken connection");
+}

@@ -429,7 +429,9 @@ impl<M: Manager> Pooled<M> {
         let mut conn = this.conn.take().expect("present until drop");
         this.pool.checkin(&conn, this.leak.take());
         let (result, broken) = this.pool.run_on_release(&mut conn);
-        this.pool.give_back(conn, this.broken || broken);
+        conn.suspect |= result.is_err();
+        let broken = this.broken || broken || this.pool.is_broken(&conn);
+        this.pool.give_back(conn, broken);
         result
     }
 }
@@ -454,10 +456,9 @@ impl<M: Manager> Drop for Pooled<M> {
         let now = self.pool.checkin(&conn, self.leak.take());
         let mut broken = self.broken;
         if !broken {
-            let (_, hook_broke) = self.pool.run_on_release(&mut conn);
-            broken = hook_broke
-                || catch_unwind(AssertUnwindSafe(|| self.pool.manager.is_broken(&conn.ep.key, &conn.raw)))
-                    .unwrap_or(true);
+            let (result, hook_broke) = self.pool.run_on_release(&mut conn);
+            conn.suspect |= result.is_err();
+            broken = hook_broke || self.pool.is_broken(&conn);
         }
         let mut out = Vec::new();
         self.pool.core.release(conn, broken, now, &mut out);
@@ -638,12 +639,18 @@ impl<M: Manager> Inner<M> {
     ) -> Result<bool, Prepared<MError<M>>> {
         let cfg = &self.core.config;
         let conn = holder.conn.as_mut().expect("present");
-        let check =
-            !fresh && cfg.validate_on_acquire && now.saturating_duration_since(conn.returned) >= cfg.validation_bypass;
+        // Outside the bypass window, or always after `on_release` failed.
+        let check = conn.suspect
+            || (!fresh
+                && cfg.validate_on_acquire
+                && now.saturating_duration_since(conn.returned) >= cfg.validation_bypass);
         let ep = conn.ep.clone();
         if check {
             let fail = match guarded(|| self.manager.check_alive(&ep.key, &mut conn.raw)) {
-                Ok(Ok(true)) => None,
+                Ok(Ok(true)) => {
+                    conn.suspect = false;
+                    None
+                }
                 Ok(Ok(false)) => Some(Prepared::Dead),
                 Ok(Err(e)) => Some(Prepared::Fail(Error::backend_error(Phase::Check, e))),
                 Err(p) => Some(Prepared::Fail(Error::panicked(Phase::Check, p))),
@@ -799,6 +806,11 @@ impl<M: Manager> Inner<M> {
             tracker.checkin(slot, now);
         }
         now
+    }
+
+    /// `Manager::is_broken`, a panic counting as broken.
+    fn is_broken(&self, conn: &CoreConn<M>) -> bool {
+        catch_unwind(AssertUnwindSafe(|| self.manager.is_broken(&conn.ep.key, &conn.raw))).unwrap_or(true)
     }
 
     fn give_back(&self, conn: CoreConn<M>, broken: bool) {

@@ -87,6 +87,9 @@ pub(crate) struct Conn<K, C> {
     pub(crate) pending_release: bool,
     /// When it was last handed to a user (for the usage histogram).
     pub(crate) out_since: Instant,
+    /// Its `on_release` hook failed: health-check it on the next checkout
+    /// even inside the bypass window.
+    pub(crate) suspect: bool,
 }
 
 impl<K, C> Conn<K, C> {
@@ -198,6 +201,9 @@ struct Endpoint<K, C> {
     in_use: usize,
     creating: usize,
     waiters: VecDeque<Arc<Waiter<K, C>>>,
+    /// No idle connection is due before this (a lower bound, refreshed when
+    /// collection runs): a release checks one `Instant` instead of scanning.
+    next_due: Option<Instant>,
 }
 
 impl<K, C> Endpoint<K, C> {
@@ -380,6 +386,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
             uses: 0,
             pending_release: false,
             out_since: now,
+            suspect: false,
         })
     }
 
@@ -624,6 +631,7 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
             in_use: 0,
             creating: 0,
             waiters: VecDeque::new(),
+            next_due: None,
         });
         self.index.insert(key.clone(), index);
         index
@@ -740,27 +748,42 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
         if cfg.max_idle.is_some_and(|m| ep.idle() >= m) {
             return self.doom(conn, DisposeReason::Idle, cfg, out);
         }
-        if ep.core_idle.len() < cfg.min_idle {
-            ep.core_idle.push_back(conn);
-        } else {
+        let extra = ep.core_idle.len() >= cfg.min_idle;
+        let due = conn.deadline(extra, cfg);
+        if extra {
             ep.extra_idle.push_back(conn);
+        } else {
+            ep.core_idle.push_back(conn);
+        }
+        if let Some(d) = due {
+            ep.next_due = Some(ep.next_due.map_or(d, |n| n.min(d)));
         }
         self.idle += 1;
         if !self.global_waiters.is_empty() {
             self.serve_global(cfg, out);
         }
         if cfg.collection == Collection::Inline {
-            let mut budget = match cfg.dispose_batch_size {
-                0 => auto_batch(self.eps[idx].live()),
-                n => n,
-            };
-            self.collect_endpoint(idx, cfg, now, &mut budget, out);
-        } else if let Some(d) = self.eps[idx].extra_idle.back().and_then(|c| c.deadline(true, cfg)) {
+            if self.eps[idx].next_due.is_some_and(|d| now >= d) {
+                let mut budget = match cfg.dispose_batch_size {
+                    0 => auto_batch(self.eps[idx].live()),
+                    n => n,
+                };
+                self.collect_endpoint(idx, cfg, now, &mut budget, out);
+            }
+        } else if let Some(d) = due {
             if self.collector_at.is_none_or(|at| d < at) {
                 self.collector_at = Some(d);
                 self.collector_wake.wake();
             }
         }
+    }
+
+    /// Recomputes an endpoint's `next_due` from its idle connections.
+    fn refresh_due(&mut self, idx: usize, cfg: &Config) {
+        let ep = &mut self.eps[idx];
+        let core = ep.core_idle.iter().filter_map(|c| c.deadline(false, cfg));
+        let extra = ep.extra_idle.iter().filter_map(|c| c.deadline(true, cfg));
+        ep.next_due = core.chain(extra).min();
     }
 
     /// Disposes due idle connections of one endpoint, oldest first.
@@ -790,6 +813,10 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
             conn.ep.stats.counters.disposed(reason);
             out.push((conn, reason));
             freed = true;
+        }
+        // A full budget may leave due connections: keep next_due early.
+        if *budget > 0 {
+            self.refresh_due(idx, cfg);
         }
         if freed {
             self.room_freed(idx, cfg, out);
