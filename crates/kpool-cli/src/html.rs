@@ -505,7 +505,7 @@ pub(crate) fn render(r: &Report) -> String {
     let _ = write!(
         h,
         "<figcaption>Client-side time from calling <code>get</code> to holding a connection, per {} slice; log scale.</figcaption></figure>",
-        fmt_ms(r.timeline_interval_ms)
+        format!("{} ms", r.timeline_interval_ms)
     );
     h.push_str("<h2>Pool occupancy over time</h2><figure class=\"chart\">");
     h.push_str(&occupancy_chart(r));

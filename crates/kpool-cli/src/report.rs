@@ -417,6 +417,9 @@ impl Report {
         if p.endpoints > 1 {
             let _ = write!(pool, ", {} endpoints", p.endpoints);
         }
+        if p.warm {
+            pool.push_str(", warmed up");
+        }
         let _ = writeln!(s, "{pool}, {} mode", self.mode);
         if self.interrupted {
             let _ = writeln!(s, "  interrupted by Ctrl-C after {:.2} s", self.elapsed_s);
