@@ -504,8 +504,8 @@ pub(crate) fn render(r: &Report) -> String {
     h.push_str(&wait_chart(r));
     let _ = write!(
         h,
-        "<figcaption>Client-side time from calling <code>get</code> to holding a connection, per {} slice; log scale.</figcaption></figure>",
-        format!("{} ms", r.timeline_interval_ms)
+        "<figcaption>Client-side time from calling <code>get</code> to holding a connection, per {} ms slice; log scale.</figcaption></figure>",
+        r.timeline_interval_ms
     );
     h.push_str("<h2>Pool occupancy over time</h2><figure class=\"chart\">");
     h.push_str(&occupancy_chart(r));
