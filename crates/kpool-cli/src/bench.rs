@@ -30,7 +30,7 @@ use crate::work::{BlockingWorkload, ShardKey, Sharded, Workload};
 pub(crate) const SAMPLE_EVERY: Duration = Duration::from_millis(10);
 /// Figures shards; workers map onto them by id.
 const SHARDS: usize = 16;
-/// Pause after a failed acquire, so a dead server does not turn into a busy loop.
+/// Pause after an acquire that failed before its deadline, so a dead server does not turn into a busy loop.
 const ERROR_PAUSE: Duration = Duration::from_millis(10);
 /// Most threads blocking mode starts.
 const MAX_THREADS: u32 = 2048;
@@ -655,7 +655,9 @@ async fn run_async<M: Workload>(
                     }
                     Err(e) => {
                         shared.recorder.acquire_failed(id, e.is_timeout(), describe(&e));
-                        tokio::time::sleep(ERROR_PAUSE).await;
+                        if !e.is_timeout() {
+                            tokio::time::sleep(ERROR_PAUSE).await;
+                        }
                     }
                 }
             }
@@ -750,7 +752,9 @@ fn run_blocking<M: BlockingWorkload>(
                         }
                         Err(e) => {
                             shared.recorder.acquire_failed(id, e.is_timeout(), describe(&e));
-                            std::thread::sleep(ERROR_PAUSE);
+                            if !e.is_timeout() {
+                                std::thread::sleep(ERROR_PAUSE);
+                            }
                         }
                     }
                 }

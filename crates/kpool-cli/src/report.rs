@@ -62,7 +62,8 @@ pub(crate) struct Report {
     pub(crate) timeline_interval_ms: f64,
     /// Per time slice, for charts.
     pub(crate) timeline: Vec<SliceFigures>,
-    /// The pool's status, sampled every `period_ms`.
+    /// The pool's status sampled every 10 ms; on long runs each point is the
+    /// maximum over `period_ms`.
     pub(crate) samples: Samples,
     /// Acquire wait distribution in log-spaced buckets.
     pub(crate) wait_histogram: Vec<Bucket>,
@@ -236,6 +237,9 @@ pub(crate) struct Bucket {
     pub(crate) count: u64,
 }
 
+/// Most points per series in the report's status samples.
+const MAX_POINTS: usize = 2000;
+
 const SIZING_RULE: &str = "demand = connections in use + being created + callers waiting on the busiest endpoint, \
 sampled every 10 ms; the hint is its 99th percentile: the smallest max size with which 99% of the samples \
 would have had nobody waiting";
@@ -324,13 +328,23 @@ impl Report {
             })
             .collect();
 
+        // Long runs: at most MAX_POINTS points per series, each the maximum
+        // of the 10 ms samples it stands for (so peaks stay visible).
+        let chunk = out.samples.len().div_ceil(MAX_POINTS).max(1);
+        let pick = |f: fn(&crate::bench::View) -> usize| -> Vec<usize> {
+            out.samples.chunks(chunk).map(|c| c.iter().map(|s| f(&s.view)).max().unwrap_or(0)).collect()
+        };
         let samples = Samples {
-            period_ms: ms(SAMPLE_EVERY),
-            t_s: out.samples.iter().map(|s| (s.at.as_secs_f64() * 1e3).round() / 1e3).collect(),
-            in_use: views.clone().map(|v| v.pool.in_use).collect(),
-            idle: views.clone().map(|v| v.pool.idle).collect(),
-            waiting: views.clone().map(|v| v.pool.waiting).collect(),
-            total: views.map(|v| v.pool.total).collect(),
+            period_ms: ms(SAMPLE_EVERY) * chunk as f64,
+            t_s: out
+                .samples
+                .chunks(chunk)
+                .map(|c| c.last().map_or(0.0, |s| (s.at.as_secs_f64() * 1e3).round() / 1e3))
+                .collect(),
+            in_use: pick(|v| v.pool.in_use),
+            idle: pick(|v| v.pool.idle),
+            waiting: pick(|v| v.pool.waiting),
+            total: pick(|v| v.pool.total),
         };
 
         let secs = out.elapsed.as_secs_f64();
