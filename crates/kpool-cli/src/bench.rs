@@ -572,8 +572,20 @@ fn run_target(
             let m = blocking::TlsManager::new(tls).connect_timeout(connect).io_timeout(io);
             run_blocking(h, m, Address::host(host, port), config, plan, label)
         }
-        (t @ (Target::Postgres(_) | Target::Redis(_)), _) => {
-            Err(Fail::Usage(format!("{}: this build of kpool cannot load it yet", t.display())))
+        (Target::Postgres(url), Mode::Async) => {
+            let m = crate::work::postgres(&url)?;
+            runtime.block_on(run_async(h, m, (), config, plan, label))
+        }
+        (Target::Postgres(url), Mode::Blocking) => {
+            run_blocking(h, crate::work::postgres_blocking(&url, IO_TIMEOUT)?, (), config, plan, label)
+        }
+        (Target::Redis(url), Mode::Async) => {
+            let m = crate::work::redis(&url)?.connection_timeout(connect);
+            runtime.block_on(run_async(h, m, (), config, plan, label))
+        }
+        (Target::Redis(url), Mode::Blocking) => {
+            let m = crate::work::redis_blocking(&url)?.connect_timeout(IO_TIMEOUT).io_timeout(io);
+            run_blocking(h, m, (), config, plan, label)
         }
     }
 }

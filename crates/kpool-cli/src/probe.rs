@@ -69,8 +69,10 @@ async fn probe(target: &Target, limit: Duration) -> Result<(), Fail> {
             let m = kpool_net::TlsManager::new(crate::work::tls_config(ca.as_deref())?).connect_timeout(connect);
             probe_with(&m, Address::host(host.clone(), *port), &shown, limit).await
         }
-        Target::Postgres(_) | Target::Redis(_) => {
-            Err(Fail::Usage(format!("{shown}: this build of kpool cannot probe it yet")))
+        Target::Postgres(url) => probe_with(&crate::work::postgres(url)?, (), &shown, limit).await,
+        Target::Redis(url) => {
+            let m = crate::work::redis(url)?.connection_timeout(connect).response_timeout(connect);
+            probe_with(&m, (), &shown, limit).await
         }
     }
 }
@@ -118,6 +120,16 @@ fn explain_dyn(e: &(dyn Error + 'static)) -> String {
             return chain(net);
         }
     }
+    if let Some(pg) = find::<kpool_postgres::tokio_postgres::Error>(e) {
+        if let Some(words) = postgres_words(pg) {
+            return words;
+        }
+    }
+    if let Some(redis) = find::<kpool_redis::redis::RedisError>(e) {
+        if let Some(words) = redis_words(redis) {
+            return words;
+        }
+    }
     let mut cause: Option<&(dyn Error + 'static)> = Some(e);
     while let Some(err) = cause {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
@@ -128,6 +140,44 @@ fn explain_dyn(e: &(dyn Error + 'static)) -> String {
         cause = err.source();
     }
     chain(e)
+}
+
+/// What the PostgreSQL server said, in words, for the errors people hit first.
+fn postgres_words(e: &kpool_postgres::tokio_postgres::Error) -> Option<String> {
+    use kpool_postgres::tokio_postgres::error::SqlState;
+    let db = e.as_db_error()?;
+    let code = db.code();
+    let words = if *code == SqlState::INVALID_PASSWORD {
+        format!("wrong password ({})", db.message())
+    } else if *code == SqlState::INVALID_CATALOG_NAME {
+        format!("unknown database ({})", db.message())
+    } else if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+        format!("login rejected: {}", db.message())
+    } else if *code == SqlState::TOO_MANY_CONNECTIONS {
+        format!("the server has no connection slot left ({})", db.message())
+    } else {
+        format!("the server said: {} (SQLSTATE {})", db.message(), code.code())
+    };
+    Some(words)
+}
+
+/// A Redis error in words.
+fn redis_words(e: &kpool_redis::redis::RedisError) -> Option<String> {
+    use kpool_redis::redis::ErrorKind;
+    let text = e.to_string();
+    if e.kind() == ErrorKind::AuthenticationFailed || text.contains("WRONGPASS") {
+        Some("wrong password (the server refused the login)".into())
+    } else if text.contains("without any password configured") {
+        Some("the server has no password set, but the URL gives one".into())
+    } else if text.contains("NOAUTH") {
+        Some("the server needs a password (redis://:password@host)".into())
+    } else if e.is_connection_refusal() {
+        Some("connection refused: nothing is listening there".into())
+    } else if e.is_timeout() {
+        Some("timed out".into())
+    } else {
+        None
+    }
 }
 
 /// The first error of type `T` in the chain.

@@ -74,12 +74,14 @@ impl Target {
                 if url.host_str().is_none_or(str::is_empty) {
                     return Err(bad("no host (expected postgres://user:password@host:port/database)"));
                 }
+                crate::work::postgres(input)?;
                 Ok(Target::Postgres(input.to_owned()))
             }
             "redis" | "rediss" => {
                 if url.host_str().is_none_or(str::is_empty) {
                     return Err(bad("no host (expected redis://host:port)"));
                 }
+                crate::work::redis(input)?;
                 Ok(Target::Redis(input.to_owned()))
             }
             other => Err(Fail::Usage(format!("unknown scheme '{other}' in '{input}': use {SCHEMES}"))),

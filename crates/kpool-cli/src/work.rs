@@ -5,10 +5,13 @@ use std::future::Future;
 use std::io::{Read, Write};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::Fail;
+use crate::probe::explain;
+use crate::target::redact;
 
 /// The bytes an echo operation sends.
 const PING: &[u8; 16] = b"kpool-bench-ping";
@@ -75,6 +78,62 @@ echo_workloads!(
     async: kpool_net::TcpManager, kpool_net::UnixManager, kpool_net::TlsManager;
     blocking: kpool_net::blocking::TcpManager, kpool_net::blocking::UnixManager, kpool_net::blocking::TlsManager
 );
+
+impl Workload for kpool_postgres::Manager {
+    async fn run_op(&self, conn: &mut kpool_postgres::Connection) -> Result<(), String> {
+        conn.client().simple_query("SELECT 1").await.map(drop).map_err(|e| format!("SELECT 1: {}", explain(&e)))
+    }
+}
+
+impl BlockingWorkload for kpool_postgres::blocking::Manager {
+    fn run_op(&self, conn: &mut kpool_postgres::postgres::Client) -> Result<(), String> {
+        conn.simple_query("SELECT 1").map(drop).map_err(|e| format!("SELECT 1: {}", explain(&e)))
+    }
+}
+
+impl Workload for kpool_redis::Manager {
+    async fn run_op(&self, conn: &mut kpool_redis::Connection) -> Result<(), String> {
+        let pong: String =
+            kpool_redis::redis::cmd("PING").query_async(conn).await.map_err(|e| format!("PING: {}", explain(&e)))?;
+        check_pong(&pong)
+    }
+}
+
+impl BlockingWorkload for kpool_redis::blocking::Manager {
+    fn run_op(&self, conn: &mut kpool_redis::redis::Connection) -> Result<(), String> {
+        let pong: String = kpool_redis::redis::cmd("PING").query(conn).map_err(|e| format!("PING: {}", explain(&e)))?;
+        check_pong(&pong)
+    }
+}
+
+fn check_pong(answer: &str) -> Result<(), String> {
+    if answer == "PONG" { Ok(()) } else { Err(format!("PING: the server answered '{answer}'")) }
+}
+
+/// The async PostgreSQL manager for `url`.
+pub(crate) fn postgres(url: &str) -> Result<kpool_postgres::Manager, Fail> {
+    kpool_postgres::Manager::from_url(url).map_err(|e| Fail::Usage(format!("bad URL '{}': {e}", redact(url))))
+}
+
+/// The blocking PostgreSQL manager for `url`, with a connect timeout unless the URL sets one.
+pub(crate) fn postgres_blocking(url: &str, timeout: Duration) -> Result<kpool_postgres::blocking::Manager, Fail> {
+    let mut config: kpool_postgres::tokio_postgres::Config =
+        url.parse().map_err(|e| Fail::Usage(format!("bad URL '{}': {e}", redact(url))))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(timeout);
+    }
+    Ok(kpool_postgres::blocking::Manager::new(config))
+}
+
+/// The async Redis manager for `url`.
+pub(crate) fn redis(url: &str) -> Result<kpool_redis::Manager, Fail> {
+    kpool_redis::Manager::from_url(url).map_err(|e| Fail::Usage(format!("bad URL '{}': {e}", redact(url))))
+}
+
+/// The blocking Redis manager for `url`.
+pub(crate) fn redis_blocking(url: &str) -> Result<kpool_redis::blocking::Manager, Fail> {
+    kpool_redis::blocking::Manager::from_url(url).map_err(|e| Fail::Usage(format!("bad URL '{}': {e}", redact(url))))
+}
 
 /// The system's bundle of trusted certificate authorities (Debian's path).
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
