@@ -24,7 +24,7 @@ use crate::cli::{BenchArgs, Mode};
 use crate::report::{self, Report, RunInfo};
 use crate::server::{EchoServer, Faults};
 use crate::target::Target;
-use crate::work::{BlockingWorkload, ShardKey, Sharded, Workload};
+use crate::work::{BlockingWorkload, Postgres, ShardKey, Sharded, Workload};
 
 /// How often the sampler reads the pool's status.
 pub(crate) const SAMPLE_EVERY: Duration = Duration::from_millis(10);
@@ -572,13 +572,14 @@ fn run_target(
             let m = blocking::TlsManager::new(tls).connect_timeout(connect).io_timeout(io);
             run_blocking(h, m, Address::host(host, port), config, plan, label)
         }
-        (Target::Postgres(url), Mode::Async) => {
-            let m = crate::work::postgres(&url)?;
-            runtime.block_on(run_async(h, m, (), config, plan, label))
-        }
-        (Target::Postgres(url), Mode::Blocking) => {
-            run_blocking(h, crate::work::postgres_blocking(&url, IO_TIMEOUT)?, (), config, plan, label)
-        }
+        (Target::Postgres(url), Mode::Async) => match crate::work::postgres(&url)? {
+            Postgres::Plain(m) => runtime.block_on(run_async(h, m, (), config, plan, label)),
+            Postgres::Tls(m) => runtime.block_on(run_async(h, m, (), config, plan, label)),
+        },
+        (Target::Postgres(url), Mode::Blocking) => match crate::work::postgres_blocking(&url, IO_TIMEOUT)? {
+            Postgres::Plain(m) => run_blocking(h, m, (), config, plan, label),
+            Postgres::Tls(m) => run_blocking(h, m, (), config, plan, label),
+        },
         (Target::Redis(url), Mode::Async) => {
             let m = crate::work::redis(&url)?.connection_timeout(connect);
             runtime.block_on(run_async(h, m, (), config, plan, label))

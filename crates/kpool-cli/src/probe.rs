@@ -12,7 +12,7 @@ use kpool_net::Address;
 
 use crate::report::fmt_ms;
 use crate::target::Target;
-use crate::work::Workload;
+use crate::work::{Postgres, Workload};
 
 /// `kpool probe`.
 pub(crate) fn main(args: ProbeArgs) -> Result<ExitCode, Fail> {
@@ -69,7 +69,10 @@ async fn probe(target: &Target, limit: Duration) -> Result<(), Fail> {
             let m = kpool_net::TlsManager::new(crate::work::tls_config(ca.as_deref())?).connect_timeout(connect);
             probe_with(&m, Address::host(host.clone(), *port), &shown, limit).await
         }
-        Target::Postgres(url) => probe_with(&crate::work::postgres(url)?, (), &shown, limit).await,
+        Target::Postgres(url) => match crate::work::postgres(url)? {
+            Postgres::Plain(m) => probe_with(&m, (), &shown, limit).await,
+            Postgres::Tls(m) => probe_with(&m, (), &shown, limit).await,
+        },
         Target::Redis(url) => {
             let m = crate::work::redis(url)?.connection_timeout(connect).response_timeout(connect);
             probe_with(&m, (), &shown, limit).await
@@ -145,7 +148,10 @@ fn explain_dyn(e: &(dyn Error + 'static)) -> String {
 /// What the PostgreSQL server said, in words, for the errors people hit first.
 fn postgres_words(e: &kpool_postgres::tokio_postgres::Error) -> Option<String> {
     use kpool_postgres::tokio_postgres::error::SqlState;
-    let db = e.as_db_error()?;
+    let Some(db) = e.as_db_error() else {
+        let text = chain(e);
+        return text.contains("TLS").then(|| format!("TLS failure: {text}"));
+    };
     let code = db.code();
     let words = if *code == SqlState::INVALID_PASSWORD {
         format!("wrong password ({})", db.message())

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -79,13 +79,21 @@ echo_workloads!(
     blocking: kpool_net::blocking::TcpManager, kpool_net::blocking::UnixManager, kpool_net::blocking::TlsManager
 );
 
-impl Workload for kpool_postgres::Manager {
+type PgError = kpool_postgres::tokio_postgres::Error;
+
+impl<T> Workload for kpool_postgres::Manager<(), T>
+where
+    Self: kpool::Manager<Connection = kpool_postgres::Connection, Error = PgError>,
+{
     async fn run_op(&self, conn: &mut kpool_postgres::Connection) -> Result<(), String> {
         conn.client().simple_query("SELECT 1").await.map(drop).map_err(|e| format!("SELECT 1: {}", explain(&e)))
     }
 }
 
-impl BlockingWorkload for kpool_postgres::blocking::Manager {
+impl<T> BlockingWorkload for kpool_postgres::blocking::Manager<(), T>
+where
+    Self: kpool::blocking::Manager<Connection = kpool_postgres::postgres::Client, Error = PgError>,
+{
     fn run_op(&self, conn: &mut kpool_postgres::postgres::Client) -> Result<(), String> {
         conn.simple_query("SELECT 1").map(drop).map_err(|e| format!("SELECT 1: {}", explain(&e)))
     }
@@ -110,19 +118,71 @@ fn check_pong(answer: &str) -> Result<(), String> {
     if answer == "PONG" { Ok(()) } else { Err(format!("PING: the server answered '{answer}'")) }
 }
 
+/// A PostgreSQL manager without TLS, or with it (`sslmode=require`).
+pub(crate) enum Postgres<P, T> {
+    Plain(P),
+    Tls(T),
+}
+
+type Rustls = kpool_postgres::tls::MakeRustlsConnect;
+
+/// Reads a PostgreSQL URL: `sslmode=require` connects over TLS (rustls),
+/// trusting the PEM file of `sslrootcert=` (libpq's name, taken out of the
+/// URL before the driver reads it), else the system's bundle.
+fn postgres_config(url: &str) -> Result<(kpool_postgres::tokio_postgres::Config, Option<Rustls>), Fail> {
+    let bad = |e: &dyn std::fmt::Display| Fail::Usage(format!("bad URL '{}': {e}", redact(url)));
+    let mut parsed = url::Url::parse(url).map_err(|e| bad(&e))?;
+    let pairs: Vec<(String, String)> = parsed.query_pairs().into_owned().collect();
+    let root_cert = pairs.iter().find(|(k, _)| k == "sslrootcert").map(|(_, v)| PathBuf::from(v));
+    let require = pairs.iter().any(|(k, v)| k == "sslmode" && v == "require");
+    if root_cert.is_some() {
+        let kept: Vec<_> = pairs.iter().filter(|(k, _)| k != "sslrootcert").collect();
+        if kept.is_empty() {
+            parsed.set_query(None);
+        } else {
+            parsed.query_pairs_mut().clear().extend_pairs(kept);
+        }
+    }
+    let config = parsed.as_str().parse().map_err(|e| bad(&e))?;
+    let tls = if require {
+        let path = root_cert.unwrap_or_else(|| PathBuf::from(SYSTEM_CA_BUNDLE));
+        let pem = std::fs::read(&path)
+            .map_err(|e| Fail::Usage(format!("cannot read certificates from {}: {e}", path.display())))?;
+        let roots = kpool_postgres::tls::roots_from_pem(&pem)
+            .map_err(|e| Fail::Usage(format!("cannot use the certificates in {}: {e}", path.display())))?;
+        Some(kpool_postgres::tls::connector(roots))
+    } else {
+        None
+    };
+    Ok((config, tls))
+}
+
 /// The async PostgreSQL manager for `url`.
-pub(crate) fn postgres(url: &str) -> Result<kpool_postgres::Manager, Fail> {
-    kpool_postgres::Manager::from_url(url).map_err(|e| Fail::Usage(format!("bad URL '{}': {e}", redact(url))))
+pub(crate) fn postgres(
+    url: &str,
+) -> Result<Postgres<kpool_postgres::Manager, kpool_postgres::Manager<(), Rustls>>, Fail> {
+    let (config, tls) = postgres_config(url)?;
+    let plain = kpool_postgres::Manager::new(config);
+    Ok(match tls {
+        Some(tls) => Postgres::Tls(plain.tls(tls)),
+        None => Postgres::Plain(plain),
+    })
 }
 
 /// The blocking PostgreSQL manager for `url`, with a connect timeout unless the URL sets one.
-pub(crate) fn postgres_blocking(url: &str, timeout: Duration) -> Result<kpool_postgres::blocking::Manager, Fail> {
-    let mut config: kpool_postgres::tokio_postgres::Config =
-        url.parse().map_err(|e| Fail::Usage(format!("bad URL '{}': {e}", redact(url))))?;
+pub(crate) fn postgres_blocking(
+    url: &str,
+    timeout: Duration,
+) -> Result<Postgres<kpool_postgres::blocking::Manager, kpool_postgres::blocking::Manager<(), Rustls>>, Fail> {
+    let (mut config, tls) = postgres_config(url)?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(timeout);
     }
-    Ok(kpool_postgres::blocking::Manager::new(config))
+    let plain = kpool_postgres::blocking::Manager::new(config);
+    Ok(match tls {
+        Some(tls) => Postgres::Tls(plain.tls(tls)),
+        None => Postgres::Plain(plain),
+    })
 }
 
 /// The async Redis manager for `url`.

@@ -74,6 +74,25 @@ fn postgres_failures_in_words() {
 }
 
 #[test]
+fn postgres_over_tls() {
+    if !up("PostgreSQL", 5432) {
+        return;
+    }
+    // Debian's self-signed certificate, which the system's bundle does not trust.
+    let line = expect_error(&["probe", "postgres://root@localhost:5432/test?sslmode=require"], 1, "TLS");
+    assert!(line.contains("TLS failure") || line.contains("does not support TLS"), "{line}");
+    let cert = "/etc/ssl/certs/ssl-cert-snakeoil.pem";
+    if std::path::Path::new(cert).exists() && line.contains("TLS failure") {
+        probe_ok(&format!("postgres://root@localhost:5432/test?sslmode=require&sslrootcert={cert}"));
+    }
+    expect_error(
+        &["probe", "postgres://root@localhost:5432/test?sslmode=require&sslrootcert=/nonexistent.pem"],
+        2,
+        "cannot read certificates",
+    );
+}
+
+#[test]
 fn redis_probe_and_bench() {
     if !up("Redis", 6379) {
         return;
