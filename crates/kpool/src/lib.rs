@@ -128,7 +128,7 @@ pub use config::{Collection, Config, ConfigError};
 pub use error::{Error, ErrorKind, Phase};
 pub use leak::LeakReport;
 pub use manager::{Endpoint, FnManager, Manager};
-pub use metrics::{CounterSnapshot, DisposeReason, HistogramSnapshot, Metrics, MetricsSnapshot, StatusGauges};
+pub use metrics::{CounterSnapshot, DisposeReason, HistogramSnapshot, Metrics, MetricsSnapshot};
 pub use pool::{Builder, CloseReport, OwnedPooled, Pool, Pooled};
 pub use registry::{NamedPool, Registry, RegistryError};
 pub use status::{PoolStatus, Status};

@@ -417,7 +417,7 @@ pub(crate) fn reset_pool_hist(h: &Histograms) {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Metrics {
     /// Gauges: total, idle, in use, creating, waiting, max, min.
-    pub status: StatusGauges,
+    pub status: Status,
     /// Counters.
     pub counters: CounterSnapshot,
     /// Time from asking for a connection to getting it.
@@ -426,34 +426,6 @@ pub struct Metrics {
     pub usage: HistogramSnapshot,
     /// Time `create` took (successful creates).
     pub creation: HistogramSnapshot,
-}
-
-/// [`Status`] in a serialisable form.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[allow(missing_docs)]
-pub struct StatusGauges {
-    pub total: usize,
-    pub idle: usize,
-    pub in_use: usize,
-    pub creating: usize,
-    pub waiting: usize,
-    pub max: usize,
-    pub min: usize,
-}
-
-impl From<Status> for StatusGauges {
-    fn from(s: Status) -> Self {
-        Self {
-            total: s.total,
-            idle: s.idle,
-            in_use: s.in_use,
-            creating: s.creating,
-            waiting: s.waiting,
-            max: s.max,
-            min: s.min,
-        }
-    }
 }
 
 impl Metrics {
@@ -523,12 +495,12 @@ pub(crate) fn snapshot(
     eps: Vec<EndpointReading>,
     pool_hist: &Histograms,
 ) -> MetricsSnapshot {
-    let mut pool = Metrics { status: pool_status.into(), ..Metrics::default() };
+    let mut pool = Metrics { status: pool_status, ..Metrics::default() };
     let mut shared = [pool_hist.acquire.snapshot(), pool_hist.usage.snapshot(), pool_hist.creation.snapshot()];
     let mut endpoints = Vec::with_capacity(eps.len());
     for ep in eps {
         pool.counters.add(&ep.counters);
-        let mut m = Metrics { status: ep.status.into(), counters: ep.counters, ..Metrics::default() };
+        let mut m = Metrics { status: ep.status, counters: ep.counters, ..Metrics::default() };
         if let Some([a, u, c]) = ep.hist {
             shared[0].merge(&a);
             shared[1].merge(&u);

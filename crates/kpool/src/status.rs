@@ -5,6 +5,7 @@
 /// `total = idle + in_use + creating`; `waiting` counts callers queued for a
 /// connection or for room to create one.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Status {
     /// Connections that exist or are being created.
     pub total: usize,
