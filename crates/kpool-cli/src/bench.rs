@@ -483,14 +483,15 @@ pub(crate) fn main(args: BenchArgs) -> Result<ExitCode, Fail> {
         None => Some(EchoServer::start(faults).map_err(|e| Fail::Run(format!("cannot start the echo server: {e}")))?),
         Some(_) => None,
     };
-    let label = match (&target, &server) {
-        (Some(t), _) => t.display(),
-        (None, Some(s)) => format!("embedded echo server on {}", s.addr()),
-        (None, None) => unreachable!("no URL means an embedded server"),
-    };
-    let target = match (target, &server) {
-        (Some(t), _) => t,
-        (None, Some(s)) => Target::Tcp { host: s.addr().ip().to_string(), port: s.addr().port() },
+    let (target, label) = match (target, &server) {
+        (Some(t), _) => {
+            let label = t.display();
+            (t, label)
+        }
+        (None, Some(s)) => (
+            Target::Tcp { host: s.addr().ip().to_string(), port: s.addr().port() },
+            format!("embedded echo server on {}", s.addr()),
+        ),
         (None, None) => unreachable!("no URL means an embedded server"),
     };
     let outcome = run_target(&runtime, target, config.clone(), &plan, &label, args.mode)?;

@@ -46,6 +46,7 @@ pub fn bench_json(dir: &Path, args: &[&str]) -> serde_json::Value {
     let (code, stdout, stderr) = parts(&kpool(&all));
     assert_eq!(code, 0, "kpool {all:?}\nstdout: {stdout}\nstderr: {stderr}");
     assert!(stdout.contains("throughput") && stdout.contains("sizing hint"), "text report: {stdout}");
+    assert!(!stdout.contains('\u{1b}') && !stdout.contains('\r'), "no progress bar when stdout is not a terminal");
     serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).expect("the JSON report parses")
 }
 
