@@ -68,8 +68,9 @@ impl PresetName {
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
-    /// Server to load: postgres://, redis://, tcp://host:port (echo), unix:///path (echo).
-    /// Without it, an embedded echo server on 127.0.0.1 is started.
+    /// Server to load: postgres://… (SELECT 1), redis://… (PING), or an echo server at
+    /// tcp://host:port, tls://host:port[?ca=FILE] or unix:///path. Without it, an embedded
+    /// echo server on 127.0.0.1 is started.
     #[arg(long, value_name = "URL")]
     pub(crate) url: Option<String>,
 
@@ -156,7 +157,7 @@ pub(crate) struct BenchArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ProbeArgs {
-    /// Server to probe: postgres://, redis://, tcp://host:port, unix:///path.
+    /// Server to probe: postgres://…, redis://…, tcp://host:port, tls://host:port[?ca=FILE], unix:///path.
     pub(crate) url: String,
     /// Give up connecting or checking after this long.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
