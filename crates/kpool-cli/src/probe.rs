@@ -6,10 +6,10 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use crate::Fail;
-use crate::cli::ProbeArgs;
 use kpool_net::Address;
 
+use crate::Fail;
+use crate::cli::ProbeArgs;
 use crate::report::fmt_ms;
 use crate::target::Target;
 use crate::work::{Postgres, Workload};
