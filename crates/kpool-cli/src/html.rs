@@ -273,12 +273,13 @@ fn occupancy_chart(r: &Report) -> String {
     );
     let series =
         |v: &[usize]| -> Vec<Option<(f64, f64)>> { s.t_s.iter().zip(v).map(|(t, n)| Some((*t, *n as f64))).collect() };
-    plot.line(&mut svg, "waiting", RED, &series(&s.waiting), "");
+    // Waiting last and dashed: it often runs on top of another line.
     plot.line(&mut svg, "idle", GREEN, &series(&s.idle), "");
     plot.line(&mut svg, "in use", BLUE, &series(&s.in_use), "");
+    plot.line(&mut svg, "waiting", RED, &series(&s.waiting), r#"stroke-dasharray="7 4""#);
     legend(
         &mut svg,
-        &[("in use", BLUE, false), ("idle", GREEN, false), ("waiting", RED, false), ("max size", GREY, true)],
+        &[("in use", BLUE, false), ("idle", GREEN, false), ("waiting", RED, true), ("max size", GREY, true)],
     );
     svg.push_str("</svg>");
     svg
