@@ -177,6 +177,11 @@ impl Registry {
         self.inner.lock().pools.get(name).and_then(|p| p.as_any().downcast_ref::<P>().cloned())
     }
 
+    /// Whether the pool named `name` is closed; `None` if there is none.
+    pub fn is_closed(&self, name: &str) -> Option<bool> {
+        self.inner.lock().pools.get(name).map(|p| p.is_closed())
+    }
+
     /// Names of the pools, sorted.
     pub fn names(&self) -> Vec<String> {
         self.inner.lock().pools.keys().cloned().collect()

@@ -43,8 +43,11 @@ async fn create_or_get_get_close_and_metrics() {
         assert!(text.contains(&format!("kpool_connections{{pool=\"{name}\"}}")), "{name}");
     }
 
+    assert_eq!(registry.is_closed("db"), Some(false));
     assert!(registry.close("db"));
     assert!(db.is_closed());
+    assert_eq!(registry.is_closed("db"), None, "closed pools leave the registry");
+    assert_eq!(registry.is_closed("cache"), Some(false));
     assert!(!registry.close("db"));
     let held = cache.get().unwrap();
     let still_out = registry.close_all_timeout(Duration::from_millis(50)).await;
