@@ -495,8 +495,9 @@ impl Report {
             &mut s,
             "peak",
             format!(
-                "in use {} (of max size {}{}), waiting {}, total {}",
+                "in use {} (of {} {}{}), waiting {}, total {}",
                 pk.endpoint_in_use,
+                if p.burst_limit.is_some() { "burst limit" } else { "max size" },
                 self.sizing.configured,
                 if p.endpoints > 1 { " per endpoint" } else { "" },
                 pk.waiting,
