@@ -182,7 +182,7 @@ struct Shared {
     /// Precise sleeps for `hold` in async mode.
     delays: Option<crate::timer::Delays>,
     /// Set by Ctrl-C: workers finish their operation and stop.
-    interrupted: AtomicBool,
+    interrupted: Arc<AtomicBool>,
     end: Instant,
     hold: Duration,
     pacer: Option<Pacer>,
@@ -363,6 +363,8 @@ struct Plan {
     warm: bool,
     quiet: bool,
     interval: Duration,
+    /// Set by Ctrl-C.
+    interrupted: Arc<AtomicBool>,
 }
 
 impl Plan {
@@ -375,7 +377,7 @@ impl Plan {
         let end = start + self.duration;
         Ok(Arc::new(Shared {
             recorder: Recorder::new(),
-            interrupted: AtomicBool::new(false),
+            interrupted: self.interrupted.clone(),
             delays,
             end,
             hold: self.hold,
@@ -471,12 +473,14 @@ pub(crate) fn main(args: BenchArgs) -> Result<ExitCode, Fail> {
         warm: args.warm,
         quiet: args.quiet,
         interval: interval_for(args.duration),
+        interrupted: Arc::new(AtomicBool::new(false)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("kpool-bench")
         .build()
         .map_err(|e| Fail::Run(format!("cannot start the tokio runtime: {e}")))?;
+    stop_on_ctrl_c(&runtime, plan.interrupted.clone())?;
 
     let faults = Faults { latency: args.server_latency, drop_rate: args.drop_rate };
     let server = match target {
@@ -544,50 +548,49 @@ fn run_target(
     mode: Mode,
 ) -> Result<Outcome, Fail> {
     use kpool_net::{Address, blocking};
-    let h = runtime.handle();
     let connect = Some(config.acquire_timeout.map_or(IO_TIMEOUT, |t| t.min(IO_TIMEOUT)));
     let io = Some(IO_TIMEOUT);
     match (target, mode) {
         (Target::Tcp { host, port }, Mode::Async) => {
             let m = kpool_net::TcpManager::new().connect_timeout(connect);
-            runtime.block_on(run_async(h, m, Address::host(host, port), config, plan, label))
+            runtime.block_on(run_async(m, Address::host(host, port), config, plan, label))
         }
         (Target::Tcp { host, port }, Mode::Blocking) => {
             let m = blocking::TcpManager::new().connect_timeout(connect).io_timeout(io);
-            run_blocking(h, m, Address::host(host, port), config, plan, label)
+            run_blocking(m, Address::host(host, port), config, plan, label)
         }
         (Target::Unix(path), Mode::Async) => {
             let m = kpool_net::UnixManager::new().connect_timeout(connect);
-            runtime.block_on(run_async(h, m, path, config, plan, label))
+            runtime.block_on(run_async(m, path, config, plan, label))
         }
         (Target::Unix(path), Mode::Blocking) => {
             let m = blocking::UnixManager::new().connect_timeout(connect).io_timeout(io);
-            run_blocking(h, m, path, config, plan, label)
+            run_blocking(m, path, config, plan, label)
         }
         (Target::Tls { host, port, ca }, Mode::Async) => {
             let m = kpool_net::TlsManager::new(crate::work::tls_config(ca.as_deref())?).connect_timeout(connect);
-            runtime.block_on(run_async(h, m, Address::host(host, port), config, plan, label))
+            runtime.block_on(run_async(m, Address::host(host, port), config, plan, label))
         }
         (Target::Tls { host, port, ca }, Mode::Blocking) => {
             let tls = crate::work::tls_config(ca.as_deref())?;
             let m = blocking::TlsManager::new(tls).connect_timeout(connect).io_timeout(io);
-            run_blocking(h, m, Address::host(host, port), config, plan, label)
+            run_blocking(m, Address::host(host, port), config, plan, label)
         }
         (Target::Postgres(url), Mode::Async) => match crate::work::postgres(&url)? {
-            Postgres::Plain(m) => runtime.block_on(run_async(h, m, (), config, plan, label)),
-            Postgres::Tls(m) => runtime.block_on(run_async(h, m, (), config, plan, label)),
+            Postgres::Plain(m) => runtime.block_on(run_async(m, (), config, plan, label)),
+            Postgres::Tls(m) => runtime.block_on(run_async(m, (), config, plan, label)),
         },
         (Target::Postgres(url), Mode::Blocking) => match crate::work::postgres_blocking(&url, IO_TIMEOUT)? {
-            Postgres::Plain(m) => run_blocking(h, m, (), config, plan, label),
-            Postgres::Tls(m) => run_blocking(h, m, (), config, plan, label),
+            Postgres::Plain(m) => run_blocking(m, (), config, plan, label),
+            Postgres::Tls(m) => run_blocking(m, (), config, plan, label),
         },
         (Target::Redis(url), Mode::Async) => {
             let m = crate::work::redis(&url)?.connection_timeout(connect);
-            runtime.block_on(run_async(h, m, (), config, plan, label))
+            runtime.block_on(run_async(m, (), config, plan, label))
         }
         (Target::Redis(url), Mode::Blocking) => {
             let m = crate::work::redis_blocking(&url)?.connect_timeout(IO_TIMEOUT).io_timeout(io);
-            run_blocking(h, m, (), config, plan, label)
+            run_blocking(m, (), config, plan, label)
         }
     }
 }
@@ -597,7 +600,6 @@ fn keys<E: Clone>(endpoint: E, n: u16) -> Arc<[ShardKey<E>]> {
 }
 
 async fn run_async<M: Workload>(
-    runtime: &tokio::runtime::Handle,
     manager: M,
     endpoint: M::Endpoint,
     config: Config,
@@ -625,7 +627,6 @@ async fn run_async<M: Workload>(
     let progress = progress_bar(plan.duration, plan.quiet);
     let start = Instant::now();
     let shared = plan.shared(start, Mode::Async)?;
-    let ctrl_c = stop_on_ctrl_c(runtime, &shared);
     let sampler = {
         let (p1, p2) = (pool.clone(), pool.clone());
         Sampler::start(
@@ -687,14 +688,12 @@ async fn run_async<M: Workload>(
     let elapsed = start.elapsed();
     let end = PoolEnd { counters: pool.counters(), connect: pool.metrics().pool.creation };
     let sampled = sampler.finish();
-    ctrl_c.abort();
     progress.finish_and_clear();
     pool.close_timeout(Duration::from_secs(2)).await;
     Ok(outcome(elapsed, end, &shared, sampled, plan))
 }
 
 fn run_blocking<M: BlockingWorkload>(
-    runtime: &tokio::runtime::Handle,
     manager: M,
     endpoint: M::Endpoint,
     config: Config,
@@ -721,7 +720,6 @@ fn run_blocking<M: BlockingWorkload>(
     let progress = progress_bar(plan.duration, plan.quiet);
     let start = Instant::now();
     let shared = plan.shared(start, Mode::Blocking)?;
-    let ctrl_c = stop_on_ctrl_c(runtime, &shared);
     let sampler = {
         let (p1, p2) = (pool.clone(), pool.clone());
         Sampler::start(
@@ -789,7 +787,6 @@ fn run_blocking<M: BlockingWorkload>(
     let elapsed = start.elapsed();
     let end = PoolEnd { counters: pool.counters(), connect: pool.metrics().pool.creation };
     let sampled = sampler.finish();
-    ctrl_c.abort();
     progress.finish_and_clear();
     pool.close_timeout(Duration::from_secs(2));
     Ok(outcome(elapsed, end, &shared, sampled, plan))
@@ -826,17 +823,22 @@ fn outcome(
 }
 
 /// Ctrl-C stops the workers after their current operation, and the report
-/// covers what ran; a second Ctrl-C exits at once.
-fn stop_on_ctrl_c(runtime: &tokio::runtime::Handle, shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
-    let shared = shared.clone();
+/// covers what ran; a second Ctrl-C exits at once. The handler is in place
+/// when this returns.
+fn stop_on_ctrl_c(runtime: &tokio::runtime::Runtime, interrupted: Arc<AtomicBool>) -> Result<(), Fail> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let _entered = runtime.enter();
+    let mut sigint =
+        signal(SignalKind::interrupt()).map_err(|e| Fail::Run(format!("cannot listen for Ctrl-C: {e}")))?;
     runtime.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            shared.interrupted.store(true, Ordering::Relaxed);
-            if tokio::signal::ctrl_c().await.is_ok() {
+        if sigint.recv().await.is_some() {
+            interrupted.store(true, Ordering::Relaxed);
+            if sigint.recv().await.is_some() {
                 std::process::exit(130);
             }
         }
-    })
+    });
+    Ok(())
 }
 
 #[cfg(test)]

@@ -156,3 +156,26 @@ fn unreachable_server_fails_fast_with_exit_code_1() {
     let url = format!("tcp://127.0.0.1:{}", closed_port());
     expect_error(&["bench", "--url", &url, "--duration", "1s"], 1, "connection refused");
 }
+
+#[test]
+fn ctrl_c_ends_the_run_early_with_a_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kpool"))
+        .args(["bench", "--duration", "10m", "--tasks", "2", "--json", json.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The handler is installed before the load starts; give the run a moment.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let sent = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let (code, stdout, stderr) = parts(&out);
+    assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stdout.contains("interrupted by Ctrl-C"), "{stdout}");
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["interrupted"], true);
+    check_consistent(&r);
+}
