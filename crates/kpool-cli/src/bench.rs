@@ -55,7 +55,7 @@ pub(crate) struct Figures {
 }
 
 impl Figures {
-    fn new() -> Figures {
+    pub(crate) fn new() -> Figures {
         // Two significant digits (1%) keep a histogram small, however many time slices a run has.
         let hist = || Histogram::new(2).expect("2 significant digits are valid");
         Figures {

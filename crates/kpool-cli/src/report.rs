@@ -605,6 +605,71 @@ mod tests {
         assert_eq!(rank(&[], 0.99), 0);
     }
 
+    fn outcome(in_use: impl Fn(usize) -> usize, n: usize) -> Outcome {
+        use crate::bench::{Figures, Sample, View};
+        let samples = (0..n)
+            .map(|i| Sample {
+                at: SAMPLE_EVERY * i as u32,
+                view: View {
+                    pool: kpool::Status { in_use: in_use(i), ..Default::default() },
+                    demand: in_use(i),
+                    endpoint_in_use: in_use(i),
+                },
+            })
+            .collect();
+        Outcome {
+            elapsed: SAMPLE_EVERY * n as u32,
+            total: Figures::new(),
+            slices: Vec::new(),
+            samples,
+            counters: kpool::CounterSnapshot::default(),
+            connect: kpool::HistogramSnapshot::default(),
+            interval: Duration::from_millis(50),
+            interrupted: false,
+        }
+    }
+
+    fn info(config: &Config) -> RunInfo<'_> {
+        RunInfo {
+            target: "test".into(),
+            server: None,
+            mode: Mode::Async,
+            preset: "default",
+            config,
+            endpoints: 1,
+            warm: false,
+            tasks: 8,
+            duration: Duration::from_secs(1),
+            hold: Duration::ZERO,
+            rate: None,
+        }
+    }
+
+    #[test]
+    fn long_runs_keep_peaks_in_fewer_points() {
+        let config = Config::default();
+        // One spike to 9 in 5000 samples of 3.
+        let r = Report::new(&info(&config), &outcome(|i| if i == 4321 { 9 } else { 3 }, 5000));
+        assert!(r.samples.t_s.len() <= MAX_POINTS);
+        assert_eq!(r.samples.in_use.len(), r.samples.t_s.len());
+        assert_eq!(r.samples.in_use.iter().max(), Some(&9), "the spike survives downsampling");
+        assert_eq!(r.samples.period_ms, 30.0);
+        assert_eq!(r.peak.in_use, 9);
+        assert_eq!(r.sizing.demand_p99, 3, "one spike is not the 99th percentile");
+        assert_eq!(r.sizing.suggested_max_size, 3);
+        assert!(!r.sizing.saturated);
+    }
+
+    #[test]
+    fn sizing_hint_is_the_99th_percentile_of_demand() {
+        let config = Config::default(); // max size 10
+        let r = Report::new(&info(&config), &outcome(|i| if i % 10 == 0 { 14 } else { 6 }, 1000));
+        assert_eq!(r.sizing.demand_p99, 14, "10% of samples at 14");
+        assert!(r.sizing.saturated);
+        assert_eq!(r.sizing.demand_p50, 6);
+        assert!(r.text().contains("max size 14 or more"), "{}", r.text());
+    }
+
     #[test]
     fn percentiles_are_ordered_and_buckets_count_everything() {
         let mut h = Histogram::<u64>::new(2).unwrap();
