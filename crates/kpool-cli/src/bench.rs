@@ -243,6 +243,8 @@ pub(crate) struct Outcome {
     pub(crate) counters: CounterSnapshot,
     /// The pool's own histogram of `create` times.
     pub(crate) connect: HistogramSnapshot,
+    /// Per endpoint: its label and counters.
+    pub(crate) endpoints: Vec<(String, CounterSnapshot)>,
     pub(crate) interval: Duration,
     /// Ctrl-C ended the run before its duration.
     pub(crate) interrupted: bool,
@@ -686,7 +688,7 @@ async fn run_async<M: Workload>(
         }
     }
     let elapsed = start.elapsed();
-    let end = PoolEnd { counters: pool.counters(), connect: pool.metrics().pool.creation };
+    let end = PoolEnd::new(pool.counters(), pool.metrics());
     let sampled = sampler.finish();
     progress.finish_and_clear();
     pool.close_timeout(Duration::from_secs(2)).await;
@@ -785,7 +787,7 @@ fn run_blocking<M: BlockingWorkload>(
         }
     }
     let elapsed = start.elapsed();
-    let end = PoolEnd { counters: pool.counters(), connect: pool.metrics().pool.creation };
+    let end = PoolEnd::new(pool.counters(), pool.metrics());
     let sampled = sampler.finish();
     progress.finish_and_clear();
     pool.close_timeout(Duration::from_secs(2));
@@ -796,6 +798,14 @@ fn run_blocking<M: BlockingWorkload>(
 struct PoolEnd {
     counters: CounterSnapshot,
     connect: HistogramSnapshot,
+    endpoints: Vec<(String, CounterSnapshot)>,
+}
+
+impl PoolEnd {
+    fn new(counters: CounterSnapshot, metrics: kpool::MetricsSnapshot) -> PoolEnd {
+        let endpoints = metrics.endpoints.into_iter().map(|(name, m)| (name, m.counters)).collect();
+        PoolEnd { counters, connect: metrics.pool.creation, endpoints }
+    }
 }
 
 fn outcome(
@@ -817,6 +827,7 @@ fn outcome(
         samples,
         counters: end.counters,
         connect: end.connect,
+        endpoints: end.endpoints,
         interval: plan.interval,
         interrupted: shared.interrupted.load(Ordering::Relaxed),
     }

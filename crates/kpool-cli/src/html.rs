@@ -557,6 +557,22 @@ pub(crate) fn render(r: &Report) -> String {
         "pool counters",
         &format!("requests {}, acquired {}, timeouts {}, errors {}", k.requests, k.acquired, k.timeouts, k.errors),
     );
+    if r.endpoints.len() > 1 {
+        for e in r.endpoints.iter().take(32) {
+            row(
+                &mut h,
+                &format!("endpoint {}", e.endpoint),
+                &format!(
+                    "acquired {}, timeouts {}, errors {}, created {}, disposed {}",
+                    fmt_count(e.acquired),
+                    e.timeouts,
+                    e.errors,
+                    e.created,
+                    e.disposed
+                ),
+            );
+        }
+    }
     row(
         &mut h,
         "peak",

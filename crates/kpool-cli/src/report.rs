@@ -56,6 +56,8 @@ pub(crate) struct Report {
     pub(crate) errors: Vec<ErrorCount>,
     /// The pool's own counters (`pool.counters()`) when the load stopped.
     pub(crate) pool_counters: PoolCounters,
+    /// Per pool endpoint (`--endpoints`), from the pool's per-endpoint counters.
+    pub(crate) endpoints: Vec<EndpointFigures>,
     pub(crate) peak: Peak,
     pub(crate) sizing: Sizing,
     /// Length of a time slice of `timeline`.
@@ -176,6 +178,17 @@ pub(crate) struct PoolCounters {
 }
 
 #[derive(Debug, Serialize)]
+pub(crate) struct EndpointFigures {
+    /// The shard number (0-based) the load used for this endpoint.
+    pub(crate) endpoint: String,
+    pub(crate) acquired: u64,
+    pub(crate) timeouts: u64,
+    pub(crate) errors: u64,
+    pub(crate) created: u64,
+    pub(crate) disposed: u64,
+}
+
+#[derive(Debug, Serialize)]
 pub(crate) struct Peak {
     /// Connections in use, whole pool.
     pub(crate) in_use: usize,
@@ -278,6 +291,19 @@ impl Report {
             dead_found: k.dead_found,
             dispose_errors: k.dispose_errors,
         };
+
+        let endpoints = out
+            .endpoints
+            .iter()
+            .map(|(label, c)| EndpointFigures {
+                endpoint: shard_of(label),
+                acquired: c.acquired,
+                timeouts: c.timeouts,
+                errors: c.errors,
+                created: c.created,
+                disposed: c.disposed_total(),
+            })
+            .collect();
 
         let views = out.samples.iter().map(|s| s.view);
         let peak = Peak {
@@ -392,6 +418,7 @@ impl Report {
             op_errors: t.op_errors,
             errors,
             pool_counters,
+            endpoints,
             peak,
             sizing,
             timeline_interval_ms: ms(out.interval),
@@ -490,6 +517,24 @@ impl Report {
         if k.create_failures > 0 || k.dead_found > 0 {
             row(&mut s, "", format!("{} failed connects, {} found dead on check", k.create_failures, k.dead_found));
         }
+        if self.endpoints.len() > 1 {
+            let spread = |f: fn(&EndpointFigures) -> u64| {
+                let v = self.endpoints.iter().map(f);
+                (v.clone().min().unwrap_or(0), v.max().unwrap_or(0))
+            };
+            let (a0, a1) = spread(|e| e.acquired);
+            let (c0, c1) = spread(|e| e.created);
+            row(
+                &mut s,
+                "per endpoint",
+                format!(
+                    "{} endpoints: acquired {} to {}, created {c0} to {c1}",
+                    self.endpoints.len(),
+                    fmt_count(a0),
+                    fmt_count(a1)
+                ),
+            );
+        }
         let pk = &self.peak;
         row(
             &mut s,
@@ -530,6 +575,11 @@ impl Report {
         let _ = writeln!(s, "  {:<16} the hint is its 99th percentile)", "");
         s
     }
+}
+
+/// The shard number from an endpoint label such as `(2, Socket(127.0.0.1:80))`.
+fn shard_of(label: &str) -> String {
+    label.strip_prefix('(').and_then(|rest| rest.split(',').next()).unwrap_or(label).to_owned()
 }
 
 /// Log-spaced buckets (four per decade) from the smallest to the largest wait.
@@ -597,6 +647,13 @@ mod tests {
     }
 
     #[test]
+    fn shard_labels() {
+        assert_eq!(shard_of("(2, Socket(127.0.0.1:80))"), "2");
+        assert_eq!(shard_of("(0, ())"), "0");
+        assert_eq!(shard_of("other"), "other");
+    }
+
+    #[test]
     fn nearest_rank() {
         let v: Vec<usize> = (1..=100).collect();
         assert_eq!(rank(&v, 0.99), 99);
@@ -624,6 +681,7 @@ mod tests {
             samples,
             counters: kpool::CounterSnapshot::default(),
             connect: kpool::HistogramSnapshot::default(),
+            endpoints: Vec::new(),
             interval: Duration::from_millis(50),
             interrupted: false,
         }

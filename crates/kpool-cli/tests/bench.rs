@@ -101,6 +101,13 @@ fn keyed_load_respects_the_per_endpoint_limit() {
     check_consistent(&r);
     assert!(u(&r, "/peak/endpoint_in_use") <= 2);
     assert!(u(&r, "/peak/in_use") <= 6, "three endpoints of two connections each");
+    let endpoints = r["endpoints"].as_array().unwrap();
+    assert_eq!(endpoints.len(), 3);
+    assert_eq!(
+        endpoints.iter().map(|e| e["acquired"].as_u64().unwrap()).sum::<u64>(),
+        u(&r, "/pool_counters/acquired")
+    );
+    assert!(endpoints.iter().all(|e| e["acquired"].as_u64().unwrap() > 0 && e["created"].as_u64().unwrap() <= 2));
 }
 
 #[test]
