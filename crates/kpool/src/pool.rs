@@ -865,6 +865,13 @@ async fn prepare<M: Manager>(
     let cfg = &inner.core.config;
     let mut io = false;
     let conn = guard.conn.as_mut().expect("present");
+    // A connection handed off to a waiter was checked for expiry when it was
+    // released; it may have expired while this task was being woken. Never
+    // hand it out (found by the churn cell of kpool-bench).
+    if !fresh && conn.expires.is_some_and(|e| now.into_std() >= e) {
+        inner.kill(guard, DisposeReason::Lifetime);
+        return Err(Prepared::Dead);
+    }
     if conn.pending_release {
         conn.pending_release = false;
         if let Err(e) = inner.run_on_release(conn, &mut io).await {

@@ -639,6 +639,15 @@ impl<M: Manager> Inner<M> {
     ) -> Result<bool, Prepared<MError<M>>> {
         let cfg = &self.core.config;
         let conn = holder.conn.as_mut().expect("present");
+        // A connection handed off to a waiter may have expired while the
+        // thread was being woken: never hand it out.
+        if !fresh && conn.expires.is_some_and(|e| now >= e) {
+            let conn = holder.conn.take().expect("present");
+            let mut out = Vec::new();
+            self.core.discard(conn, DisposeReason::Lifetime, &mut out);
+            self.dispose_all(out);
+            return Err(Prepared::Dead);
+        }
         // Outside the bypass window, or always after `on_release` failed.
         let check = conn.suspect
             || (!fresh

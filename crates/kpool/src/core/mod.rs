@@ -717,7 +717,9 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
     /// Pops the oldest waiter of an endpoint (out of both queues).
     fn pop_waiter(&mut self, idx: usize) -> Option<Arc<Waiter<K, C>>> {
         let w = self.eps[idx].waiters.pop_front()?;
-        if w.in_global() {
+        // Without global waiters (always, without `total_max_size`) there is
+        // nothing to unlink: skip locking the waiter's slot to ask.
+        if !self.global_waiters.is_empty() && w.in_global() {
             self.global_waiters.retain(|x| !Arc::ptr_eq(x, &w));
         }
         Some(w)
