@@ -3,9 +3,9 @@
 //! the screenshot must show a page.
 //!
 //! Without Chromium the test skips with a message; with `KPOOL_REQUIRE_CHROMIUM`
-//! set it fails instead. CI installs Chromium in `.ci/steps/40-chromium.sh`
-//! (which runs after the main test step) and then runs this test again with
-//! `KPOOL_REQUIRE_CHROMIUM=1`, so CI never passes without the browser check.
+//! set it fails instead. `.ci/run` installs Chromium (`.ci/chromium`) before
+//! the tests and sets `KPOOL_REQUIRE_CHROMIUM=1`, so CI never passes without
+//! the browser check.
 
 mod common;
 
