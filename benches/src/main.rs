@@ -72,14 +72,11 @@ fn cells() -> Vec<(Workload, Vec<(&'static str, Runner)>)> {
         cold_target,
     };
     vec![
-        (
-            w("uncontended", "1 task, 16 connections, acquire -> touch -> release", 1, 16, Hold::Plain, plain, None),
-            {
-                let mut v = async_pools(true, true);
-                v.insert(1, (KPOOL_NO_METRICS, |w, t| run_async(pools::kpool_metrics_off, w, t)));
-                v
-            },
-        ),
+        (w("uncontended", "1 task, 16 connections, acquire -> touch -> release", 1, 16, Hold::Plain, plain, None), {
+            let mut v = async_pools(true, true);
+            v.insert(1, (KPOOL_NO_METRICS, |w, t| run_async(pools::kpool_metrics_off, w, t)));
+            v
+        }),
         (
             w(
                 "64x16-await",

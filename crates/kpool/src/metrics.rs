@@ -251,7 +251,7 @@ impl Histogram {
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.buckets[bucket(ns)].fetch_add(1, Relaxed);
         if ns == 0 {
-            return; // the common "served at once" case: one atomic add
+            return; // zero waits add no sum and no max
         }
         self.sum.fetch_add(ns, Relaxed);
         if ns > self.max.load(Relaxed) {
@@ -327,6 +327,18 @@ impl HistogramSnapshot {
         self.p90 = self.quantile(0.90);
         self.p99 = self.quantile(0.99);
         self.max = Duration::from_nanos(self.max_ns);
+    }
+
+    /// Adds `n` zero values (the fast path's waits, which are not recorded).
+    fn add_zeros(&mut self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; BUCKETS];
+        }
+        self.buckets[0] += n;
+        self.refresh();
     }
 
     fn merge(&mut self, o: &HistogramSnapshot) {
@@ -501,7 +513,8 @@ pub(crate) fn snapshot(
     for ep in eps {
         pool.counters.add(&ep.counters);
         let mut m = Metrics { status: ep.status, counters: ep.counters, ..Metrics::default() };
-        if let Some([a, u, c]) = ep.hist {
+        if let Some([mut a, u, c]) = ep.hist {
+            a.add_zeros(ep.counters.acquired.saturating_sub(a.count));
             shared[0].merge(&a);
             shared[1].merge(&u);
             shared[2].merge(&c);
@@ -509,7 +522,8 @@ pub(crate) fn snapshot(
         }
         endpoints.push((ep.label, m));
     }
-    let [a, u, c] = shared;
+    let [mut a, u, c] = shared;
+    a.add_zeros(pool.counters.acquired.saturating_sub(a.count));
     (pool.acquire_wait, pool.usage, pool.creation) = (a, u, c);
     MetricsSnapshot { pool, endpoints, closed }
 }
