@@ -8,6 +8,8 @@
 //! cargo run --release -p kpool-bench -- --help
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod alloc;
 mod harness;
 mod pools;
@@ -19,9 +21,6 @@ use serde::Serialize;
 
 use harness::{Hold, Memory, RunResult, Timing, Workload, run_async, run_blocking};
 use pools::BackendSpec;
-
-#[global_allocator]
-static ALLOC: alloc::Counting = alloc::Counting;
 
 /// A pool entry of a cell: its name and how to run one cell-run of it.
 type Runner = fn(&Workload, Timing) -> RunResult;
