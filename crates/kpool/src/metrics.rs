@@ -635,10 +635,16 @@ impl MetricsSnapshot {
         collect_series(&mut series, pool, self);
         for s in series {
             let mut labels = vec![metrics::Label::new("pool", pool.to_owned())];
+            // Summary parts (`_sum`, `_count`) are marked by an empty label key.
+            let mut name = s.name.to_owned();
             for (k, v) in s.labels {
-                labels.push(metrics::Label::new(k, v));
+                if k.is_empty() {
+                    name = format!("{name}_{v}");
+                } else {
+                    labels.push(metrics::Label::new(k, v));
+                }
             }
-            metrics::gauge!(s.name, labels).set(s.value);
+            metrics::gauge!(name, labels).set(s.value);
         }
     }
 }

@@ -287,3 +287,62 @@ async fn json_round_trips() {
     assert_eq!(back.endpoints.len(), 1);
     assert!(json.contains("\"acquired\": 1"), "{json}");
 }
+
+#[cfg(feature = "metrics")]
+mod facade {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use metrics::{Counter, Gauge, GaugeFn, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+
+    /// Records the last value set on each gauge, by name and labels.
+    #[derive(Default, Clone)]
+    struct Capture(Arc<Mutex<BTreeMap<String, f64>>>);
+
+    struct Slot(Arc<Mutex<BTreeMap<String, f64>>>, String);
+
+    impl GaugeFn for Slot {
+        fn increment(&self, v: f64) {
+            *self.0.lock().unwrap().entry(self.1.clone()).or_default() += v;
+        }
+        fn decrement(&self, v: f64) {
+            *self.0.lock().unwrap().entry(self.1.clone()).or_default() -= v;
+        }
+        fn set(&self, v: f64) {
+            self.0.lock().unwrap().insert(self.1.clone(), v);
+        }
+    }
+
+    impl Recorder for Capture {
+        fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+        fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+            Counter::noop()
+        }
+        fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+            let labels: Vec<String> = key.labels().map(|l| format!("{}={}", l.key(), l.value())).collect();
+            Gauge::from_arc(Arc::new(Slot(self.0.clone(), format!("{}{{{}}}", key.name(), labels.join(",")))))
+        }
+        fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+            Histogram::noop()
+        }
+    }
+
+    #[tokio::test]
+    async fn snapshot_feeds_the_metrics_facade() {
+        let pool = super::builder().build().unwrap();
+        let held = pool.get().await.unwrap();
+        drop(pool.get_for(&"b").await.unwrap());
+        let capture = Capture::default();
+        metrics::with_local_recorder(&capture, || pool.metrics().record_to_metrics("main"));
+        let seen = capture.0.lock().unwrap();
+        assert_eq!(seen.get("kpool_connections_active{pool=main}"), Some(&1.0), "{seen:#?}");
+        assert_eq!(seen.get("kpool_connections{pool=main}"), Some(&2.0));
+        assert_eq!(seen.get("kpool_connections_idle{pool=main,endpoint=b}"), Some(&1.0));
+        assert_eq!(seen.get("kpool_connections_acquired_total{pool=main}"), Some(&2.0));
+        assert_eq!(seen.get("kpool_connections_acquire_seconds_count{pool=main}"), Some(&2.0));
+        assert!(seen.keys().all(|k| !k.contains("=sum") && !k.contains("=count")), "no marker labels");
+        drop(held);
+    }
+}
