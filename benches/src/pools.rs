@@ -124,7 +124,7 @@ pub(crate) fn kpool(backend: Arc<Backend>, size: usize) -> kpool::Pool<KManager>
     b.build().expect("valid kpool config")
 }
 
-/// [`kpool`] with metrics off: the benchmark shows what metrics cost.
+/// [`kpool()`] with metrics off: the benchmark shows what metrics cost.
 pub(crate) fn kpool_metrics_off(backend: Arc<Backend>, size: usize) -> kpool::Pool<KManager> {
     kpool::Pool::builder(KManager(backend)).max_size(size).metrics(false).build().expect("valid kpool config")
 }
