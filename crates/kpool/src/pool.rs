@@ -1254,10 +1254,16 @@ impl<M: Manager> Inner<M> {
 
     /// Disposes connections the core let go of, in a background task (a
     /// guard's drop cannot await). Without a runtime they are just dropped.
+    #[inline]
     fn dispose_all(self: &Arc<Self>, out: Vec<Doomed<Endpoint<M>, Connection<M>>>) {
-        if out.is_empty() {
-            return;
+        // The common case, nothing to dispose, stays inline and cheap.
+        if !out.is_empty() {
+            self.spawn_disposals(out);
         }
+    }
+
+    #[inline(never)]
+    fn spawn_disposals(self: &Arc<Self>, out: Vec<Doomed<Endpoint<M>, Connection<M>>>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             drop(out);
             return;

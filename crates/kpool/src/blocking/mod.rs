@@ -870,10 +870,16 @@ impl<M: Manager> Inner<M> {
     }
 
     /// Hands connections to the disposer thread (started on first use).
+    #[inline]
     fn dispose_all(&self, out: Vec<DoomedConn<M>>) {
-        if out.is_empty() {
-            return;
+        // The common case, nothing to dispose, stays inline and cheap.
+        if !out.is_empty() {
+            self.send_disposals(out);
         }
+    }
+
+    #[inline(never)]
+    fn send_disposals(&self, out: Vec<DoomedConn<M>>) {
         let mut disposer = self.disposer.lock();
         let tx = disposer.get_or_insert_with(|| {
             let (tx, rx) = mpsc::channel::<DoomedConn<M>>();
