@@ -544,8 +544,35 @@ enum AcquireState<'a, 'k, M: Manager> {
         timeout: Option<Duration>,
         at: &'static Location<'static>,
     },
+    /// Queued by the fast path: waiting inline for a grant (no boxing).
+    Waiting {
+        pool: PoolRef<'a, M>,
+        key: Option<&'k Endpoint<M>>,
+        timeout: Option<Duration>,
+        at: &'static Location<'static>,
+        start: Instant,
+        waiter: Queued<M>,
+        sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    },
     Slow(std::pin::Pin<Box<dyn Future<Output = AcquireResult<'a, M>> + Send + 'k>>),
     Done,
+}
+
+/// A queued waiter; dropping it (the acquire was cancelled) leaves the queue
+/// or gives back what it was granted.
+struct Queued<M: Manager> {
+    inner: Arc<Inner<M>>,
+    waiter: Option<crate::sync::Arc<Waiter<Endpoint<M>, Connection<M>>>>,
+}
+
+impl<M: Manager> Drop for Queued<M> {
+    fn drop(&mut self) {
+        if let Some(waiter) = self.waiter.take() {
+            let mut out = Vec::new();
+            self.inner.core.cancel(&waiter, Instant::now().into_std(), &mut out);
+            self.inner.dispose_all(out);
+        }
+    }
 }
 
 fn acquire<'a: 'k, 'k, M: Manager>(
@@ -576,10 +603,74 @@ impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
                     }
                     match fast(pool, key, at, cx) {
                         Fast::Done(result) => return Poll::Ready(result),
-                        Fast::Slow(pool, first, start, counted) => {
-                            let req = Request { key, timeout, at, start, counted };
-                            let slow = acquire_slow(pool, req, first);
-                            this.state = AcquireState::Slow(Box::pin(slow));
+                        Fast::Slow(pool, SlowFrom { step: Some(Step::Wait(waiter)), start, .. }) => {
+                            let waiter = Queued { inner: pool.inner().clone(), waiter: Some(waiter) };
+                            this.state = AcquireState::Waiting { pool, key, timeout, at, start, waiter, sleep: None };
+                        }
+                        Fast::Slow(pool, from) => this.state = slow(pool, key, timeout, at, from),
+                    }
+                }
+                AcquireState::Waiting { pool, key, timeout, at, start, mut waiter, mut sleep } => {
+                    let inner = pool.inner();
+                    let queued = waiter.waiter.as_ref().expect("queued until granted");
+                    let grant = inner.core.poll_grant(queued, |old| match old {
+                        Wake::Task(w) if w.will_wake(cx.waker()) => None,
+                        _ => Some(Wake::Task(cx.waker().clone())),
+                    });
+                    let Some(grant) = grant else {
+                        if let Some(deadline) = timeout.map(|t| start + t) {
+                            let timer = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                            if timer.as_mut().poll(cx).is_ready() {
+                                // Timed out: the status as the caller saw it,
+                                // then leave the queue (or give a grant back).
+                                let status = inner
+                                    .status_of(key.or(inner.default.as_ref().map(|(k, _)| k)).expect("an endpoint"));
+                                drop(waiter);
+                                let e = Error::timeout(Phase::Wait, None, start.elapsed(), status);
+                                inner.record_outcome(key, &Err::<(), _>(&e));
+                                return Poll::Ready(Err(e));
+                            }
+                        }
+                        this.state = AcquireState::Waiting { pool, key, timeout, at, start, waiter, sleep };
+                        return Poll::Pending;
+                    };
+                    waiter.waiter = None; // granted: nothing to cancel
+                    let now = Instant::now();
+                    let from = |step| SlowFrom { step, start, counted: true, waited: true };
+                    match grant {
+                        Grant::Closed => {
+                            let e = Error::closed();
+                            inner.record_outcome(key, &Err::<(), _>(&e));
+                            return Poll::Ready(Err(e));
+                        }
+                        Grant::Create => {
+                            let idx = match (key, &inner.default) {
+                                (Some(k), _) => inner.core.endpoint_index(k),
+                                (None, Some((_, idx))) => *idx,
+                                (None, None) => unreachable!("queued without an endpoint"),
+                            };
+                            this.state = slow(pool, key, timeout, at, from(Some(Step::Create(idx))));
+                        }
+                        Grant::Conn(conn) => {
+                            if inner.core.is_closed() {
+                                inner.give_back(conn, false);
+                                let e = Error::closed();
+                                inner.record_outcome(key, &Err::<(), _>(&e));
+                                return Poll::Ready(Err(e));
+                            }
+                            if conn.expires.is_some_and(|e| now.into_std() >= e) {
+                                // Expired while this task was being woken:
+                                // never hand it out; carry on in the slow path.
+                                let mut out = Vec::new();
+                                inner.core.discard(conn, DisposeReason::Lifetime, &mut out);
+                                inner.dispose_all(out);
+                                this.state = slow(pool, key, timeout, at, from(None));
+                                continue;
+                            }
+                            match hand_out(pool, key, at, conn, start, Some(now - start), cx) {
+                                Fast::Done(result) => return Poll::Ready(result),
+                                Fast::Slow(pool, from) => this.state = slow(pool, key, timeout, at, from),
+                            }
                         }
                     }
                 }
@@ -598,11 +689,39 @@ impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
     }
 }
 
+/// Boxes the async slow path, continuing from `from`.
+fn slow<'a: 'k, 'k, M: Manager>(
+    pool: PoolRef<'a, M>,
+    key: Option<&'k Endpoint<M>>,
+    timeout: Option<Duration>,
+    at: &'static Location<'static>,
+    from: SlowFrom<M>,
+) -> AcquireState<'a, 'k, M> {
+    let req = Request { key, timeout, at, start: from.start, counted: from.counted, waited: from.waited };
+    AcquireState::Slow(Box::pin(acquire_slow(pool, req, from.step)))
+}
+
 enum Fast<'a, M: Manager> {
     Done(AcquireResult<'a, M>),
-    /// Take the slow path, from this step if one was taken already; the
-    /// flag says whether the request was counted already.
-    Slow(PoolRef<'a, M>, Option<CoreStep<M>>, Instant, bool),
+    /// Take the slow path, from this step if one was taken already.
+    Slow(PoolRef<'a, M>, SlowFrom<M>),
+}
+
+/// Where the slow path starts.
+struct SlowFrom<M: Manager> {
+    /// The step already taken, if any.
+    step: Option<CoreStep<M>>,
+    start: Instant,
+    /// The request was counted already.
+    counted: bool,
+    /// The caller waited in line already (so its wait is not zero).
+    waited: bool,
+}
+
+impl<M: Manager> SlowFrom<M> {
+    fn new(step: Option<CoreStep<M>>, start: Instant, counted: bool) -> Self {
+        Self { step, start, counted, waited: false }
+    }
 }
 
 /// The synchronous fast path; see [`Acquire`].
@@ -615,19 +734,40 @@ fn fast<'a, M: Manager>(
     let start = Instant::now();
     let inner = pool.inner();
     if cfg!(feature = "tracing-spans") || !inner.hooks.all_ready() {
-        return Fast::Slow(pool, None, start, false);
+        return Fast::Slow(pool, SlowFrom::new(None, start, false));
     }
     let core = &inner.core;
     let mut out = Vec::new();
     let step = match (key, &inner.default) {
         (Some(k), _) => core.acquire(k, start.into_std(), true, &mut out),
         (None, Some((_, idx))) => core.acquire_index(*idx, start.into_std(), true, &mut out),
-        (None, None) => return Fast::Slow(pool, None, start, false),
+        (None, None) => return Fast::Slow(pool, SlowFrom::new(None, start, false)),
     };
     inner.dispose_all(out);
-    let Step::Ready(mut conn) = step else { return Fast::Slow(pool, Some(step), start, true) };
-    if needs_check(&core.config, &conn, start, false) {
-        return Fast::Slow(pool, Some(Step::Ready(conn)), start, true);
+    match step {
+        Step::Ready(conn) => hand_out(pool, key, at, conn, start, None, cx),
+        step => Fast::Slow(pool, SlowFrom::new(Some(step), start, true)),
+    }
+}
+
+/// Hands out a connection synchronously when no health check is due and the
+/// hooks finish at once; otherwise defers to the slow path. `waited` is the
+/// time spent in line (`None`: served at once, a zero wait not recorded).
+fn hand_out<'a, M: Manager>(
+    pool: PoolRef<'a, M>,
+    key: Option<&Endpoint<M>>,
+    at: &'static Location<'static>,
+    mut conn: CoreConn<M>,
+    start: Instant,
+    waited: Option<Duration>,
+    cx: &mut Context<'_>,
+) -> Fast<'a, M> {
+    let inner = pool.inner();
+    let core = &inner.core;
+    let now = waited.map_or(start, |w| start + w);
+    let slow = |step, counted| SlowFrom { step, start, counted, waited: waited.is_some() };
+    if needs_check(&core.config, &conn, now, false) {
+        return Fast::Slow(pool, slow(Some(Step::Ready(conn)), true));
     }
     // Both hooks return `std::future::Ready`: one poll finishes them.
     if conn.pending_release {
@@ -639,13 +779,13 @@ fn fast<'a, M: Manager>(
                 // The cleanup failed: let the slow path health-check it.
                 inner.release_failed(ep, &Error::backend_error(Phase::OnRelease, e));
                 conn.suspect = true;
-                return Fast::Slow(pool, Some(Step::Ready(conn)), start, true);
+                return Fast::Slow(pool, slow(Some(Step::Ready(conn)), true));
             }
             None => {
                 let mut out = Vec::new();
                 core.discard(conn, DisposeReason::Broken, &mut out);
                 inner.dispose_all(out);
-                return Fast::Slow(pool, None, start, true);
+                return Fast::Slow(pool, slow(None, true));
             }
         }
     }
@@ -653,9 +793,12 @@ fn fast<'a, M: Manager>(
     let result = match poll_once(cx, inner.manager.on_acquire(&ep.key, raw)) {
         Some(Ok(())) => {
             conn.uses += 1;
-            conn.out_since = start.into_std();
+            conn.out_since = now.into_std();
             // A zero wait is not recorded: snapshots count the acquires the
             // histogram lacks as zero waits (one contended atomic less).
+            if let Some(w) = waited {
+                conn.ep.stats.hist.acquire.record(w);
+            }
             conn.ep.stats.acquired();
             let leak = inner
                 .leaks
@@ -705,6 +848,8 @@ struct Request<'k, K> {
     start: Instant,
     /// The fast path counted the request already.
     counted: bool,
+    /// The caller waited in line already.
+    waited: bool,
 }
 
 /// The async slow path, continuing from the fast path's step.
@@ -742,7 +887,7 @@ async fn acquire_inner<'a, M: Manager>(
     req: Request<'_, Endpoint<M>>,
     mut first_step: Option<CoreStep<M>>,
 ) -> Result<Pooled<'a, M>, Error<MError<M>>> {
-    let Request { key, timeout, at, start, counted } = req;
+    let Request { key, timeout, at, start, counted, waited } = req;
     let core = &inner.core;
     let (key, default_idx) = match key {
         Some(k) => (k, None),
@@ -757,7 +902,7 @@ async fn acquire_inner<'a, M: Manager>(
     let mut failures = 0u32;
     // Served at once from an idle connection, with no I/O: recorded as a
     // zero wait without a second clock read.
-    let mut immediate = true;
+    let mut immediate = !waited;
     // The fast path may have counted the request already.
     let mut first = !counted;
     loop {
