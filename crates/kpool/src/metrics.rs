@@ -73,7 +73,8 @@ impl DisposeReason {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[non_exhaustive]
 pub struct CounterSnapshot {
-    /// Acquire calls.
+    /// Acquire calls that completed: `acquired + timeouts + errors` (derived,
+    /// so the hot path counts one thing less).
     pub requests: u64,
     /// Acquires that returned a connection.
     pub acquired: u64,
@@ -131,7 +132,6 @@ impl CounterSnapshot {
 /// One endpoint's counters (relaxed atomics).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) requests: AtomicU64,
     pub(crate) acquired: AtomicU64,
     pub(crate) timeouts: AtomicU64,
     pub(crate) errors: AtomicU64,
@@ -157,7 +157,6 @@ impl Counters {
 
     fn all(&self) -> impl Iterator<Item = &AtomicU64> {
         [
-            &self.requests,
             &self.acquired,
             &self.timeouts,
             &self.errors,
@@ -180,7 +179,7 @@ impl Counters {
     pub(crate) fn snapshot(&self) -> CounterSnapshot {
         let get = |c: &AtomicU64| c.load(Relaxed);
         CounterSnapshot {
-            requests: get(&self.requests),
+            requests: get(&self.acquired) + get(&self.timeouts) + get(&self.errors),
             acquired: get(&self.acquired),
             timeouts: get(&self.timeouts),
             errors: get(&self.errors),
@@ -396,13 +395,6 @@ impl Stats {
     pub(crate) fn new(pool_hist: &std::sync::Arc<Histograms>, own: bool, on: bool) -> Self {
         let hist = if own { std::sync::Arc::new(Histograms::new(on)) } else { pool_hist.clone() };
         Self { counters: Counters::default(), hist, own_hist: own, on }
-    }
-
-    /// Counts an acquire call (skipped with metrics off).
-    pub(crate) fn request(&self) {
-        if self.on {
-            bump(&self.counters.requests);
-        }
     }
 
     /// Counts a successful acquire (skipped with metrics off).
@@ -663,7 +655,7 @@ const HELP: &[(&str, &str, &str)] = &[
     ("kpool_connections_pending", "gauge", "Callers waiting for a connection."),
     ("kpool_connections_max", "gauge", "Maximum connections."),
     ("kpool_connections_min", "gauge", "Minimum idle connections."),
-    ("kpool_connections_requests_total", "counter", "Acquire calls."),
+    ("kpool_connections_requests_total", "counter", "Acquire calls completed."),
     ("kpool_connections_acquired_total", "counter", "Acquires that returned a connection."),
     ("kpool_connections_timeout_total", "counter", "Acquires that timed out."),
     ("kpool_connections_errors_total", "counter", "Acquires that failed otherwise."),

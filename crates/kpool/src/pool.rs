@@ -636,7 +636,7 @@ impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
                     };
                     waiter.waiter = None; // granted: nothing to cancel
                     let now = Instant::now();
-                    let from = |step| SlowFrom { step, start, counted: true, waited: true };
+                    let from = |step| SlowFrom { step, start, waited: true };
                     match grant {
                         Grant::Closed => {
                             let e = Error::closed();
@@ -697,7 +697,7 @@ fn slow<'a: 'k, 'k, M: Manager>(
     at: &'static Location<'static>,
     from: SlowFrom<M>,
 ) -> AcquireState<'a, 'k, M> {
-    let req = Request { key, timeout, at, start: from.start, counted: from.counted, waited: from.waited };
+    let req = Request { key, timeout, at, start: from.start, waited: from.waited };
     AcquireState::Slow(Box::pin(acquire_slow(pool, req, from.step)))
 }
 
@@ -712,15 +712,13 @@ struct SlowFrom<M: Manager> {
     /// The step already taken, if any.
     step: Option<CoreStep<M>>,
     start: Instant,
-    /// The request was counted already.
-    counted: bool,
     /// The caller waited in line already (so its wait is not zero).
     waited: bool,
 }
 
 impl<M: Manager> SlowFrom<M> {
-    fn new(step: Option<CoreStep<M>>, start: Instant, counted: bool) -> Self {
-        Self { step, start, counted, waited: false }
+    fn new(step: Option<CoreStep<M>>, start: Instant) -> Self {
+        Self { step, start, waited: false }
     }
 }
 
@@ -734,19 +732,19 @@ fn fast<'a, M: Manager>(
     let start = Instant::now();
     let inner = pool.inner();
     if cfg!(feature = "tracing-spans") || !inner.hooks.all_ready() {
-        return Fast::Slow(pool, SlowFrom::new(None, start, false));
+        return Fast::Slow(pool, SlowFrom::new(None, start));
     }
     let core = &inner.core;
     let mut out = Vec::new();
     let step = match (key, &inner.default) {
-        (Some(k), _) => core.acquire(k, start.into_std(), true, &mut out),
-        (None, Some((_, idx))) => core.acquire_index(*idx, start.into_std(), true, &mut out),
-        (None, None) => return Fast::Slow(pool, SlowFrom::new(None, start, false)),
+        (Some(k), _) => core.acquire(k, start.into_std(), &mut out),
+        (None, Some((_, idx))) => core.acquire_index(*idx, start.into_std(), &mut out),
+        (None, None) => return Fast::Slow(pool, SlowFrom::new(None, start)),
     };
     inner.dispose_all(out);
     match step {
         Step::Ready(conn) => hand_out(pool, key, at, conn, start, None, cx),
-        step => Fast::Slow(pool, SlowFrom::new(Some(step), start, true)),
+        step => Fast::Slow(pool, SlowFrom::new(Some(step), start)),
     }
 }
 
@@ -765,9 +763,9 @@ fn hand_out<'a, M: Manager>(
     let inner = pool.inner();
     let core = &inner.core;
     let now = waited.map_or(start, |w| start + w);
-    let slow = |step, counted| SlowFrom { step, start, counted, waited: waited.is_some() };
+    let slow = |step| SlowFrom { step, start, waited: waited.is_some() };
     if needs_check(&core.config, &conn, now, false) {
-        return Fast::Slow(pool, slow(Some(Step::Ready(conn)), true));
+        return Fast::Slow(pool, slow(Some(Step::Ready(conn))));
     }
     // Both hooks return `std::future::Ready`: one poll finishes them.
     if conn.pending_release {
@@ -779,13 +777,13 @@ fn hand_out<'a, M: Manager>(
                 // The cleanup failed: let the slow path health-check it.
                 inner.release_failed(ep, &Error::backend_error(Phase::OnRelease, e));
                 conn.suspect = true;
-                return Fast::Slow(pool, slow(Some(Step::Ready(conn)), true));
+                return Fast::Slow(pool, slow(Some(Step::Ready(conn))));
             }
             None => {
                 let mut out = Vec::new();
                 core.discard(conn, DisposeReason::Broken, &mut out);
                 inner.dispose_all(out);
-                return Fast::Slow(pool, slow(None, true));
+                return Fast::Slow(pool, slow(None));
             }
         }
     }
@@ -846,8 +844,6 @@ struct Request<'k, K> {
     timeout: Option<Duration>,
     at: &'static Location<'static>,
     start: Instant,
-    /// The fast path counted the request already.
-    counted: bool,
     /// The caller waited in line already.
     waited: bool,
 }
@@ -887,7 +883,7 @@ async fn acquire_inner<'a, M: Manager>(
     req: Request<'_, Endpoint<M>>,
     mut first_step: Option<CoreStep<M>>,
 ) -> Result<Pooled<'a, M>, Error<MError<M>>> {
-    let Request { key, timeout, at, start, counted, waited } = req;
+    let Request { key, timeout, at, start, waited } = req;
     let core = &inner.core;
     let (key, default_idx) = match key {
         Some(k) => (k, None),
@@ -903,18 +899,15 @@ async fn acquire_inner<'a, M: Manager>(
     // Served at once from an idle connection, with no I/O: recorded as a
     // zero wait without a second clock read.
     let mut immediate = !waited;
-    // The fast path may have counted the request already.
-    let mut first = !counted;
     loop {
         let mut out = Vec::new();
         let step = match first_step.take() {
             Some(step) => step,
             None => match default_idx {
-                Some(idx) => core.acquire_index(idx, now.into_std(), first, &mut out),
-                None => core.acquire(key, now.into_std(), first, &mut out),
+                Some(idx) => core.acquire_index(idx, now.into_std(), &mut out),
+                None => core.acquire(key, now.into_std(), &mut out),
             },
         };
-        first = false;
         inner.dispose_all(out);
         if !matches!(step, Step::Ready(_)) {
             immediate = false;

@@ -577,14 +577,12 @@ impl<M: Manager> Inner<M> {
         let mut failures = 0u32;
         // Served at once from an idle connection with no I/O: a zero wait.
         let mut immediate = true;
-        let mut first = true;
         loop {
             let mut out = Vec::new();
             let step = match default_idx {
-                Some(idx) => self.core.acquire_index(idx, now, first, &mut out),
-                None => self.core.acquire(key, now, first, &mut out),
+                Some(idx) => self.core.acquire_index(idx, now, &mut out),
+                None => self.core.acquire(key, now, &mut out),
             };
-            first = false;
             self.dispose_all(out);
             if !matches!(step, Step::Ready(_)) {
                 immediate = false;

@@ -42,7 +42,7 @@ fn config(max_size: usize, total_max_size: Option<usize>) -> Config {
 /// Creates connection `raw` at `key`, checked out.
 fn checked_out(core: &TestCore, key: &'static str, raw: u32, now: Instant) -> Conn<&'static str, u32> {
     let mut out = Out::new();
-    match core.acquire(&key, now, true, &mut out) {
+    match core.acquire(&key, now, &mut out) {
         Step::Create(idx) => core.created(idx, raw, now).expect("pool open"),
         _ => panic!("expected room to create"),
     }
@@ -50,7 +50,7 @@ fn checked_out(core: &TestCore, key: &'static str, raw: u32, now: Instant) -> Co
 
 /// Queues a caller at `key`; the endpoint must be busy.
 fn queued(core: &TestCore, key: &'static str, now: Instant) -> Arc<Waiter<&'static str, u32>> {
-    match core.acquire(&key, now, true, &mut Out::new()) {
+    match core.acquire(&key, now, &mut Out::new()) {
         Step::Wait(w) => w,
         _ => panic!("expected to wait"),
     }
@@ -103,7 +103,7 @@ fn loom_acquire_vs_release_hands_off() {
             })
         };
         let mut out = Out::new();
-        let got = match core.acquire(&"a", now, true, &mut out) {
+        let got = match core.acquire(&"a", now, &mut out) {
             Step::Ready(c) => c,
             Step::Wait(w) => conn_of(wait(&core, &w)),
             _ => panic!("expected the released connection"),
@@ -208,7 +208,7 @@ fn loom_cancel_vs_room_freed() {
         core.debug_check();
         assert_eq!(counts(&core), (0, 0, 0, 0, 0), "a cancelled grant leaked its room");
         // The room is really free: the next acquire may create.
-        assert!(matches!(core.acquire(&"a", now, true, &mut out), Step::Create(0)));
+        assert!(matches!(core.acquire(&"a", now, &mut out), Step::Create(0)));
     });
 }
 
@@ -260,7 +260,7 @@ fn loom_close_vs_waiters() {
         core.debug_check();
         assert_eq!(counts(&core), (0, 0, 0, 0, 0));
         assert_eq!(*disposed.lock(), vec![(5, DisposeReason::Closed)]);
-        assert!(matches!(core.acquire(&"a", now, true, &mut out), Step::Closed));
+        assert!(matches!(core.acquire(&"a", now, &mut out), Step::Closed));
         assert!(!core.close(&mut out), "closing twice is a no-op");
     });
 }
@@ -289,7 +289,7 @@ fn loom_eviction_across_endpoints_vs_release() {
                 out.into_iter().map(|(c, r)| (c.raw, r)).collect::<Vec<_>>()
             })
         };
-        let idx = match core.acquire(&"b", now, true, &mut out) {
+        let idx = match core.acquire(&"b", now, &mut out) {
             Step::Create(idx) => idx,
             Step::Wait(w) => match wait(&core, &w) {
                 Grant::Create => core.endpoint_index(&"b"),
@@ -377,7 +377,7 @@ fn loom_collector_vs_acquire_and_release() {
             })
         };
         let mut out = Out::new();
-        let idx = match core.acquire(&"a", later, true, &mut out) {
+        let idx = match core.acquire(&"a", later, &mut out) {
             Step::Create(idx) => idx,
             Step::Ready(c) => panic!("handed out #{} past its lifetime", c.raw),
             Step::Wait(w) => match wait(&core, &w) {

@@ -300,26 +300,18 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     ///
     /// Idle connections found due (lifetime, idle timeout) on the way are
     /// pushed to `out` for disposal.
-    /// `first` is false when an acquire loops (after a dead connection or a
-    /// failed create): only the first pass counts as a request.
-    pub(crate) fn acquire(&self, key: &K, now: Instant, first: bool, out: &mut Vec<Doomed<K, C>>) -> Step<K, C> {
+    pub(crate) fn acquire(&self, key: &K, now: Instant, out: &mut Vec<Doomed<K, C>>) -> Step<K, C> {
         let mut st = self.state.lock();
         let idx = match st.index.get(key) {
             Some(&i) => i,
             None => st.endpoint(key, &self.hist, self.config.endpoint_histograms, self.config.metrics),
         };
-        st.acquire(idx, &self.config, now, first, out)
+        st.acquire(idx, &self.config, now, out)
     }
 
     /// [`Core::acquire`] for a known endpoint index (no hashing).
-    pub(crate) fn acquire_index(
-        &self,
-        idx: usize,
-        now: Instant,
-        first: bool,
-        out: &mut Vec<Doomed<K, C>>,
-    ) -> Step<K, C> {
-        self.state.lock().acquire(idx, &self.config, now, first, out)
+    pub(crate) fn acquire_index(&self, idx: usize, now: Instant, out: &mut Vec<Doomed<K, C>>) -> Step<K, C> {
+        self.state.lock().acquire(idx, &self.config, now, out)
     }
 
     /// Picks up a waiter's grant, or registers how to wake it.
@@ -642,17 +634,7 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
         index
     }
 
-    fn acquire(
-        &mut self,
-        idx: usize,
-        cfg: &Config,
-        now: Instant,
-        first: bool,
-        out: &mut Vec<Doomed<K, C>>,
-    ) -> Step<K, C> {
-        if first {
-            self.eps[idx].info.stats.request();
-        }
+    fn acquire(&mut self, idx: usize, cfg: &Config, now: Instant, out: &mut Vec<Doomed<K, C>>) -> Step<K, C> {
         if self.closed {
             return Step::Closed;
         }
