@@ -111,7 +111,7 @@ impl CounterSnapshot {
         self.disposed.iter().sum()
     }
 
-    fn add(&mut self, o: &CounterSnapshot) {
+    pub(crate) fn add(&mut self, o: &CounterSnapshot) {
         self.requests += o.requests;
         self.acquired += o.acquired;
         self.timeouts += o.timeouts;
@@ -373,7 +373,7 @@ impl Histograms {
 }
 
 impl Histograms {
-    fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.acquire.reset();
         self.usage.reset();
         self.creation.reset();
@@ -410,10 +410,6 @@ impl Stats {
             self.hist.reset();
         }
     }
-}
-
-pub(crate) fn reset_pool_hist(h: &Histograms) {
-    h.reset();
 }
 
 /// Metrics of one endpoint or of the whole pool.

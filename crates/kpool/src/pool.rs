@@ -558,11 +558,31 @@ enum AcquireState<'a, 'k, M: Manager> {
     Done,
 }
 
-/// A queued waiter; dropping it (the acquire was cancelled) leaves the queue
-/// or gives back what it was granted.
+/// A queued waiter, polled for its grant. Dropping it before the grant is
+/// picked up (the acquire was cancelled or timed out) leaves the queue or
+/// gives back what it was granted.
 struct Queued<M: Manager> {
     inner: Arc<Inner<M>>,
     waiter: Option<crate::sync::Arc<Waiter<Endpoint<M>, Connection<M>>>>,
+}
+
+impl<M: Manager> Future for Queued<M> {
+    type Output = Grant<Endpoint<M>, Connection<M>>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let waiter = self.waiter.as_ref().expect("polled after completion");
+        let grant = self.inner.core.poll_grant(waiter, |old| match old {
+            Wake::Task(w) if w.will_wake(cx.waker()) => None,
+            _ => Some(Wake::Task(cx.waker().clone())),
+        });
+        match grant {
+            Some(g) => {
+                self.waiter = None;
+                Poll::Ready(g)
+            }
+            None => Poll::Pending,
+        }
+    }
 }
 
 impl<M: Manager> Drop for Queued<M> {
@@ -612,12 +632,7 @@ impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
                 }
                 AcquireState::Waiting { pool, key, timeout, at, start, mut waiter, mut sleep } => {
                     let inner = pool.inner();
-                    let queued = waiter.waiter.as_ref().expect("queued until granted");
-                    let grant = inner.core.poll_grant(queued, |old| match old {
-                        Wake::Task(w) if w.will_wake(cx.waker()) => None,
-                        _ => Some(Wake::Task(cx.waker().clone())),
-                    });
-                    let Some(grant) = grant else {
+                    let Poll::Ready(grant) = std::pin::Pin::new(&mut waiter).poll(cx) else {
                         if let Some(deadline) = timeout.map(|t| start + t) {
                             let timer = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                             if timer.as_mut().poll(cx).is_ready() {
@@ -634,7 +649,6 @@ impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
                         this.state = AcquireState::Waiting { pool, key, timeout, at, start, waiter, sleep };
                         return Poll::Pending;
                     };
-                    waiter.waiter = None; // granted: nothing to cancel
                     let now = Instant::now();
                     let from = |step| SlowFrom { step, start, waited: true };
                     match grant {
@@ -1127,48 +1141,13 @@ async fn wait<M: Manager>(
     deadline: Option<Instant>,
     key: &Endpoint<M>,
 ) -> Result<Grant<Endpoint<M>, Connection<M>>, Status> {
-    let mut wait = WaitFuture { inner, waiter: Some(waiter) };
+    let mut wait = Queued { inner: inner.clone(), waiter: Some(waiter) };
     match deadline {
         Some(d) => match tokio::time::timeout_at(d, &mut wait).await {
             Ok(grant) => Ok(grant),
             Err(_) => Err(inner.status_of(key)),
         },
         None => Ok((&mut wait).await),
-    }
-}
-
-/// Polls a waiter; dropping it unqueues the waiter or gives its grant back.
-struct WaitFuture<'a, M: Manager> {
-    inner: &'a Arc<Inner<M>>,
-    waiter: Option<crate::sync::Arc<Waiter<Endpoint<M>, Connection<M>>>>,
-}
-
-impl<M: Manager> Future for WaitFuture<'_, M> {
-    type Output = Grant<Endpoint<M>, Connection<M>>;
-
-    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let waiter = self.waiter.as_ref().expect("polled after completion");
-        let grant = self.inner.core.poll_grant(waiter, |old| match old {
-            Wake::Task(w) if w.will_wake(cx.waker()) => None,
-            _ => Some(Wake::Task(cx.waker().clone())),
-        });
-        match grant {
-            Some(g) => {
-                self.waiter = None;
-                Poll::Ready(g)
-            }
-            None => Poll::Pending,
-        }
-    }
-}
-
-impl<M: Manager> Drop for WaitFuture<'_, M> {
-    fn drop(&mut self) {
-        if let Some(waiter) = self.waiter.take() {
-            let mut out = Vec::new();
-            self.inner.core.cancel(&waiter, Instant::now().into_std(), &mut out);
-            self.inner.dispose_all(out);
-        }
     }
 }
 

@@ -555,12 +555,14 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         bump(if timeout { &c.timeouts } else { &c.errors });
     }
 
-    /// Counters summed over endpoints.
-    pub(crate) fn counters(&self) -> CounterSnapshot
-    where
-        K: std::fmt::Debug,
-    {
-        self.metrics().pool.counters
+    /// Counters summed over endpoints (no histograms, no labels).
+    pub(crate) fn counters(&self) -> CounterSnapshot {
+        let infos: Vec<_> = self.state.lock().eps.iter().map(|e| e.info.clone()).collect();
+        let mut sum = CounterSnapshot::default();
+        for info in &infos {
+            sum.add(&info.stats.counters.snapshot());
+        }
+        sum
     }
 
     /// Gauges under one lock, then counters and histograms from atomics.
@@ -588,7 +590,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         for info in self.state.lock().eps.iter().map(|e| e.info.clone()) {
             info.stats.reset();
         }
-        metrics::reset_pool_hist(&self.hist);
+        self.hist.reset();
     }
 
     /// Status of one endpoint without building the whole snapshot.
