@@ -24,7 +24,7 @@ use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use crate::builder::{backoff, config_setters, finish, unit_endpoint};
-use crate::core::{Conn, Core, Doomed, EpInfo, Grant, Step, Waiter, Wake};
+use crate::core::{Conn, ConnBody, Core, Doomed, EpInfo, Grant, Step, Waiter, Wake};
 use crate::error::{Error, ErrorKind, Phase, panic_message};
 use crate::leak::{LeakReport, LeakTracker};
 use crate::metrics::{self, CounterSnapshot, DisposeReason, MetricsSnapshot, bump};
@@ -784,7 +784,7 @@ fn hand_out<'a, M: Manager>(
     // Both hooks return `std::future::Ready`: one poll finishes them.
     if conn.pending_release {
         conn.pending_release = false;
-        let Conn { ep, raw, .. } = &mut conn;
+        let ConnBody { ep, raw, .. } = &mut *conn;
         match poll_once(cx, inner.manager.on_release(&ep.key, raw)) {
             Some(Ok(())) => {}
             Some(Err(e)) => {
@@ -801,7 +801,7 @@ fn hand_out<'a, M: Manager>(
             }
         }
     }
-    let Conn { ep, raw, .. } = &mut conn;
+    let ConnBody { ep, raw, .. } = &mut *conn;
     let result = match poll_once(cx, inner.manager.on_acquire(&ep.key, raw)) {
         Some(Ok(())) => {
             conn.uses += 1;
@@ -1044,7 +1044,7 @@ async fn prepare<M: Manager>(
     let conn = guard.conn.as_mut().expect("present");
     if needs_check(cfg, conn, now, fresh) {
         io = true;
-        let Conn { ep, raw, .. } = conn;
+        let ConnBody { ep, raw, .. } = &mut **conn;
         let fut = inner.manager.check_alive(&ep.key, raw);
         #[cfg(feature = "tracing-spans")]
         let fut = tracing::Instrument::instrument(fut, tracing::debug_span!("kpool.check", endpoint = ?ep.key));
@@ -1066,7 +1066,7 @@ async fn prepare<M: Manager>(
             return Err(failure);
         }
     }
-    let Conn { ep, raw, .. } = guard.conn.as_mut().expect("present");
+    let ConnBody { ep, raw, .. } = &mut **guard.conn.as_mut().expect("present");
     let hook = inner.manager.on_acquire(&ep.key, raw);
     HookKnowledge::learn(&inner.hooks.on_acquire, &hook);
     match timed(deadline.into(), &mut io, hook).await {
@@ -1270,7 +1270,7 @@ impl<M: Manager> Inner<M> {
 
     /// Runs `on_release` under `dispose_timeout`, counting failures.
     async fn run_on_release(&self, conn: &mut CoreConn<M>, waited: &mut bool) -> Result<(), Error<MError<M>>> {
-        let Conn { ep, raw, .. } = conn;
+        let ConnBody { ep, raw, .. } = &mut **conn;
         let limit = self.core.config.dispose_timeout.into();
         let hook = self.manager.on_release(&ep.key, raw);
         HookKnowledge::learn(&self.hooks.on_release, &hook);

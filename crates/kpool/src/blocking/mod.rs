@@ -46,7 +46,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::builder::{backoff, config_setters, finish, unit_endpoint};
-use crate::core::{Conn, Core, Doomed, Grant, Step, Wake};
+use crate::core::{Conn, ConnBody, Core, Doomed, Grant, Step, Wake};
 use crate::error::{Error, ErrorKind, Phase, panic_message};
 use crate::leak::LeakTracker;
 use crate::metrics::{CounterSnapshot, DisposeReason, bump};
@@ -885,9 +885,9 @@ impl<M: Manager> Inner<M> {
             let disposing = self.disposing.clone();
             let spawned = std::thread::Builder::new().name("kpool-dispose".into()).spawn(move || {
                 for (conn, reason) in rx {
-                    let ep = conn.ep;
+                    let ConnBody { ep, raw, .. } = *conn;
                     let key = &ep.key;
-                    let problem = match guarded(|| manager.dispose(key, conn.raw)) {
+                    let problem = match guarded(|| manager.dispose(key, raw)) {
                         Ok(Ok(())) => None,
                         Ok(Err(e)) => Some(format!("{e:?}")),
                         Err(p) => Some(format!("panicked: {p}")),

@@ -72,8 +72,12 @@ impl<K: Send + Sync> crate::leak::HasStats for EpInfo<K> {
     }
 }
 
-/// A live connection with its bookkeeping.
-pub(crate) struct Conn<K, C> {
+/// A live connection with its bookkeeping, boxed: acquires, hand-offs and
+/// releases move one pointer instead of the connection and its stamps.
+pub(crate) type Conn<K, C> = Box<ConnBody<K, C>>;
+
+/// What a [`Conn`] points to.
+pub(crate) struct ConnBody<K, C> {
     pub(crate) raw: C,
     pub(crate) ep: std::sync::Arc<EpInfo<K>>,
     pub(crate) created: Instant,
@@ -92,7 +96,7 @@ pub(crate) struct Conn<K, C> {
     pub(crate) suspect: bool,
 }
 
-impl<K, C> Conn<K, C> {
+impl<K, C> ConnBody<K, C> {
     fn lifetime_over(&self, now: Instant) -> bool {
         self.expires.is_some_and(|e| now >= e)
     }
@@ -374,7 +378,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         st.next_id += 1;
         let expires =
             self.config.max_lifetime.map(|life| now + jittered(life, st.next_id, self.config.lifetime_jitter));
-        Ok(Conn {
+        Ok(Box::new(ConnBody {
             raw,
             ep: info,
             created: now,
@@ -384,7 +388,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
             pending_release: false,
             out_since: now,
             suspect: false,
-        })
+        }))
     }
 
     /// A reserved create failed (error, timeout, panic or cancellation): its
@@ -419,6 +423,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     }
 
     /// A checked-out connection leaves the pool for good, undisposed.
+    #[allow(clippy::boxed_local, reason = "connections live boxed; callers hold a `Conn`")]
     pub(crate) fn detach(&self, conn: Conn<K, C>, out: &mut Vec<Doomed<K, C>>) -> C {
         let mut st = self.state.lock();
         let idx = conn.ep.index;
