@@ -16,7 +16,7 @@ use std::future::{Future, poll_fn};
 use std::ops::{Deref, DerefMut};
 use std::panic::{AssertUnwindSafe, Location};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -54,6 +54,8 @@ pub(crate) struct Inner<M: Manager> {
     /// Whether the hooks finish on their first poll (enables the fast path).
     hooks: HookKnowledge,
     dispose_waker: parking_lot::Mutex<Option<Waker>>,
+    /// The wait timer task ([`wait_timer`]) is running.
+    timer_running: AtomicBool,
 }
 
 impl<M: Manager> Clone for Pool<M> {
@@ -109,6 +111,7 @@ impl<M: Manager> Builder<M> {
             leaks: config_leaks,
             hooks: HookKnowledge::default(),
             dispose_waker: parking_lot::Mutex::new(None),
+            timer_running: AtomicBool::new(false),
         });
         if inner.core.config.collection == Collection::Background {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -552,7 +555,6 @@ enum AcquireState<'a, 'k, M: Manager> {
         at: &'static Location<'static>,
         start: Instant,
         waiter: Queued<M>,
-        sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
     },
     Slow(std::pin::Pin<Box<dyn Future<Output = AcquireResult<'a, M>> + Send + 'k>>),
     Done,
@@ -621,37 +623,29 @@ impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
                             return Poll::Pending;
                         }
                     }
-                    match fast(pool, key, at, cx) {
+                    match fast(pool, key, timeout, at, cx) {
                         Fast::Done(result) => return Poll::Ready(result),
                         Fast::Slow(pool, SlowFrom { step: Some(Step::Wait(waiter)), start, .. }) => {
                             let waiter = Queued { inner: pool.inner().clone(), waiter: Some(waiter) };
-                            this.state = AcquireState::Waiting { pool, key, timeout, at, start, waiter, sleep: None };
+                            this.state = AcquireState::Waiting { pool, key, timeout, at, start, waiter };
                         }
                         Fast::Slow(pool, from) => this.state = slow(pool, key, timeout, at, from),
                     }
                 }
-                AcquireState::Waiting { pool, key, timeout, at, start, mut waiter, mut sleep } => {
+                AcquireState::Waiting { pool, key, timeout, at, start, mut waiter } => {
                     let inner = pool.inner();
                     let Poll::Ready(grant) = std::pin::Pin::new(&mut waiter).poll(cx) else {
-                        if let Some(deadline) = timeout.map(|t| start + t) {
-                            let timer = sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-                            if timer.as_mut().poll(cx).is_ready() {
-                                // Timed out: the status as the caller saw it,
-                                // then leave the queue (or give a grant back).
-                                let status = inner
-                                    .status_of(key.or(inner.default.as_ref().map(|(k, _)| k)).expect("an endpoint"));
-                                drop(waiter);
-                                let e = Error::timeout(Phase::Wait, None, start.elapsed(), status);
-                                inner.record_outcome(key, &Err::<(), _>(&e));
-                                return Poll::Ready(Err(e));
-                            }
-                        }
-                        this.state = AcquireState::Waiting { pool, key, timeout, at, start, waiter, sleep };
+                        this.state = AcquireState::Waiting { pool, key, timeout, at, start, waiter };
                         return Poll::Pending;
                     };
                     let now = Instant::now();
                     let from = |step| SlowFrom { step, start, waited: true };
                     match grant {
+                        Grant::TimedOut(status) => {
+                            let e = Error::timeout(Phase::Wait, None, now - start, status);
+                            inner.record_outcome(key, &Err::<(), _>(&e));
+                            return Poll::Ready(Err(e));
+                        }
                         Grant::Closed => {
                             let e = Error::closed();
                             inner.record_outcome(key, &Err::<(), _>(&e));
@@ -740,6 +734,7 @@ impl<M: Manager> SlowFrom<M> {
 fn fast<'a, M: Manager>(
     pool: PoolRef<'a, M>,
     key: Option<&Endpoint<M>>,
+    timeout: Option<Duration>,
     at: &'static Location<'static>,
     cx: &mut Context<'_>,
 ) -> Fast<'a, M> {
@@ -750,14 +745,21 @@ fn fast<'a, M: Manager>(
     }
     let core = &inner.core;
     let mut out = Vec::new();
+    let deadline = timeout.map(|t| (start + t).into_std());
     let step = match (key, &inner.default) {
-        (Some(k), _) => core.acquire(k, start.into_std(), &mut out),
-        (None, Some((_, idx))) => core.acquire_index(*idx, start.into_std(), &mut out),
+        (Some(k), _) => core.acquire(k, start.into_std(), deadline, &mut out),
+        (None, Some((_, idx))) => core.acquire_index(*idx, start.into_std(), deadline, &mut out),
         (None, None) => return Fast::Slow(pool, SlowFrom::new(None, start)),
     };
     inner.dispose_all(out);
     match step {
         Step::Ready(conn) => hand_out(pool, key, at, conn, start, None, cx),
+        Step::Wait(waiter) => {
+            if deadline.is_some() {
+                inner.ensure_wait_timer();
+            }
+            Fast::Slow(pool, SlowFrom::new(Some(Step::Wait(waiter)), start))
+        }
         step => Fast::Slow(pool, SlowFrom::new(Some(step), start)),
     }
 }
@@ -918,8 +920,8 @@ async fn acquire_inner<'a, M: Manager>(
         let step = match first_step.take() {
             Some(step) => step,
             None => match default_idx {
-                Some(idx) => core.acquire_index(idx, now.into_std(), &mut out),
-                None => core.acquire(key, now.into_std(), &mut out),
+                Some(idx) => core.acquire_index(idx, now.into_std(), deadline.map(Instant::into_std), &mut out),
+                None => core.acquire(key, now.into_std(), deadline.map(Instant::into_std), &mut out),
             },
         };
         inner.dispose_all(out);
@@ -939,19 +941,24 @@ async fn acquire_inner<'a, M: Manager>(
                 }
             }
             Step::Wait(waiter) => {
-                let grant = wait(inner, waiter, deadline, key).await;
+                if deadline.is_some() {
+                    inner.ensure_wait_timer();
+                }
+                let grant = Queued { inner: inner.clone(), waiter: Some(waiter) }.await;
                 now = Instant::now();
                 match grant {
-                    Err(status) => return Err(Error::timeout(Phase::Wait, last_err, now - start, status)),
-                    Ok(Grant::Closed) => return Err(Error::closed()),
-                    Ok(Grant::Conn(conn)) => {
+                    Grant::TimedOut(status) => {
+                        return Err(Error::timeout(Phase::Wait, last_err, now - start, status));
+                    }
+                    Grant::Closed => return Err(Error::closed()),
+                    Grant::Conn(conn) => {
                         if core.is_closed() {
                             inner.give_back(conn, false);
                             return Err(Error::closed());
                         }
                         (conn, false)
                     }
-                    Ok(Grant::Create) => {
+                    Grant::Create => {
                         let idx = default_idx.unwrap_or_else(|| core.endpoint_index(key));
                         match create_step(inner, idx, key, deadline, &mut last_err, &mut failures, start).await? {
                             Some(conn) => (conn, true),
@@ -1130,24 +1137,6 @@ async fn create_step<M: Manager>(
             tokio::time::sleep_until(wake_at).await;
             Ok(None)
         }
-    }
-}
-
-/// Waits for a grant. When the deadline passes first, returns the endpoint's
-/// status as the caller saw it (still counted among the waiters).
-async fn wait<M: Manager>(
-    inner: &Arc<Inner<M>>,
-    waiter: crate::sync::Arc<Waiter<Endpoint<M>, Connection<M>>>,
-    deadline: Option<Instant>,
-    key: &Endpoint<M>,
-) -> Result<Grant<Endpoint<M>, Connection<M>>, Status> {
-    let mut wait = Queued { inner: inner.clone(), waiter: Some(waiter) };
-    match deadline {
-        Some(d) => match tokio::time::timeout_at(d, &mut wait).await {
-            Ok(grant) => Ok(grant),
-            Err(_) => Err(inner.status_of(key)),
-        },
-        None => Ok((&mut wait).await),
     }
 }
 
@@ -1379,6 +1368,15 @@ impl<M: Manager> Inner<M> {
         }
     }
 
+    /// Starts the wait timer task unless it runs: the first wait with a
+    /// deadline starts it, on the caller's runtime.
+    #[inline]
+    fn ensure_wait_timer(self: &Arc<Self>) {
+        if !self.timer_running.load(Ordering::Relaxed) && !self.timer_running.swap(true, Ordering::AcqRel) {
+            tokio::spawn(wait_timer(Arc::downgrade(self)));
+        }
+    }
+
     #[inline(never)]
     fn spawn_disposals(self: &Arc<Self>, out: Vec<Doomed<Endpoint<M>, Connection<M>>>) {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
@@ -1435,9 +1433,46 @@ impl<M: Manager> Inner<M> {
 
 impl<M: Manager> Drop for Inner<M> {
     fn drop(&mut self) {
-        // Let a background collector notice the pool is gone.
-        self.core.wake_collector();
+        // Let the background tasks notice the pool is gone.
+        self.core.wake_tasks();
     }
+}
+
+/// The wait timer: times out queued waiters at their deadlines (see
+/// [`Core::expire_waiters`]), sleeping until the earliest one. Ends when the
+/// pool closes or is dropped; if its runtime drops it instead, the next wait
+/// with a deadline starts another.
+async fn wait_timer<M: Manager>(weak: std::sync::Weak<Inner<M>>) {
+    /// Marks the timer stopped however the task ends.
+    struct Running<M: Manager>(std::sync::Weak<Inner<M>>);
+    impl<M: Manager> Drop for Running<M> {
+        fn drop(&mut self) {
+            if let Some(inner) = self.0.upgrade() {
+                inner.timer_running.store(false, Ordering::Release);
+            }
+        }
+    }
+    let _running = Running(weak.clone());
+    let mut sleep = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+    poll_fn(|cx| {
+        let Some(inner) = weak.upgrade() else { return Poll::Ready(()) };
+        loop {
+            // Expiring and registering the wake-up happen under one lock, so
+            // a waiter queued meanwhile with an earlier deadline wakes this.
+            let now = Instant::now();
+            match inner.core.expire_waiters(now.into_std(), Wake::Task(cx.waker().clone())) {
+                None => return Poll::Ready(()),
+                Some(None) => return Poll::Pending,
+                Some(Some(next)) => {
+                    sleep.as_mut().reset(Instant::from_std(next));
+                    if sleep.as_mut().poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+            }
+        }
+    })
+    .await;
 }
 
 /// The background collector: sleeps until the earliest deadline (or a wake

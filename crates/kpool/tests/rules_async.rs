@@ -321,6 +321,68 @@ async fn wait_timeout_reports_the_pool_state() {
     assert_eq!(pool.status().pool.waiting, 0, "the timed-out waiter left the queue");
 }
 
+/// Waits share one timer: a waiter queued behind a later deadline still
+/// times out at its own, and the later one at its own.
+#[tokio::test(start_paused = true)]
+async fn each_waiter_times_out_at_its_own_deadline() {
+    let pool = builder().max_size(1).build().unwrap();
+    let _held = pool.get().await.unwrap();
+    let start = tokio::time::Instant::now();
+    let long = pool.get_timeout(secs(30));
+    let short = async {
+        tokio::task::yield_now().await; // queue behind the long wait
+        let err = pool.get_timeout(secs(2)).await.unwrap_err();
+        (err, start.elapsed())
+    };
+    let ((short_err, short_at), long_res) = tokio::join!(short, async {
+        let r = long.await;
+        (r.map(|_| ()), start.elapsed())
+    });
+    assert!(short_err.is_timeout(), "{short_err}");
+    assert_eq!(short_at, secs(2), "the short wait ends at its deadline, not the long one's");
+    let (long_err, long_at) = long_res;
+    assert!(long_err.unwrap_err().is_timeout());
+    assert_eq!(long_at, secs(30));
+    assert_eq!(pool.status().pool.waiting, 0);
+    assert_eq!(pool.counters().timeouts, 2);
+}
+
+/// A waiter served before its deadline is not timed out later, and the
+/// timer keeps serving the waits that come after.
+#[tokio::test(start_paused = true)]
+async fn a_served_waiter_is_not_timed_out_and_later_waits_still_are() {
+    let pool = builder().max_size(1).acquire_timeout(Some(secs(5))).build().unwrap();
+    let held = pool.get().await.unwrap();
+    let (got, ()) = tokio::join!(pool.get(), async {
+        tokio::time::sleep(secs(1)).await;
+        drop(held);
+    });
+    let got = got.unwrap();
+    tokio::time::sleep(secs(10)).await; // past the served waiter's deadline
+    assert_eq!(pool.counters().timeouts, 0);
+    let start = tokio::time::Instant::now();
+    assert!(pool.get().await.unwrap_err().is_timeout());
+    assert_eq!(start.elapsed(), secs(5));
+    drop(got);
+}
+
+/// The wait timer runs on the runtime of the first wait; when that runtime
+/// goes away, a wait on another runtime starts a new one.
+#[test]
+fn waits_time_out_after_the_first_runtime_is_gone() {
+    let pool = builder().max_size(1).acquire_timeout(Some(Duration::from_millis(20))).build().unwrap();
+    let rt = || tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    for _ in 0..2 {
+        let err = rt().block_on(async {
+            let _held = pool.get().await.unwrap();
+            let wait = tokio::time::timeout(secs(5), pool.get()).await;
+            wait.expect("the wait timed out by the pool, not by this guard").unwrap_err()
+        });
+        assert!(err.is_timeout(), "{err}");
+    }
+    assert_eq!(pool.counters().timeouts, 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn check_error_reaches_the_caller_and_the_connection_is_dead() {
     let pool = builder().build().unwrap();

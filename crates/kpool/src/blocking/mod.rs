@@ -580,8 +580,8 @@ impl<M: Manager> Inner<M> {
         loop {
             let mut out = Vec::new();
             let step = match default_idx {
-                Some(idx) => self.core.acquire_index(idx, now, &mut out),
-                None => self.core.acquire(key, now, &mut out),
+                Some(idx) => self.core.acquire_index(idx, now, None, &mut out),
+                None => self.core.acquire(key, now, None, &mut out),
             };
             self.dispose_all(out);
             if !matches!(step, Step::Ready(_)) {
@@ -624,6 +624,10 @@ impl<M: Manager> Inner<M> {
                     match grant {
                         Err(status) => return Err(Error::timeout(Phase::Wait, last_err, now - start, status)),
                         Ok(Grant::Closed) => return Err(Error::closed()),
+                        // Not given: this pool's waits carry no core deadline.
+                        Ok(Grant::TimedOut(status)) => {
+                            return Err(Error::timeout(Phase::Wait, last_err, now - start, status));
+                        }
                         Ok(Grant::Conn(conn)) => {
                             if self.core.is_closed() {
                                 self.give_back(conn, false);
@@ -916,7 +920,7 @@ impl<M: Manager> Inner<M> {
 
 impl<M: Manager> Drop for Inner<M> {
     fn drop(&mut self) {
-        self.core.wake_collector();
+        self.core.wake_tasks();
     }
 }
 

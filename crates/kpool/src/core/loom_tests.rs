@@ -42,7 +42,7 @@ fn config(max_size: usize, total_max_size: Option<usize>) -> Config {
 /// Creates connection `raw` at `key`, checked out.
 fn checked_out(core: &TestCore, key: &'static str, raw: u32, now: Instant) -> Conn<&'static str, u32> {
     let mut out = Out::new();
-    match core.acquire(&key, now, &mut out) {
+    match core.acquire(&key, now, None, &mut out) {
         Step::Create(idx) => core.created(idx, raw, now).expect("pool open"),
         _ => panic!("expected room to create"),
     }
@@ -50,7 +50,7 @@ fn checked_out(core: &TestCore, key: &'static str, raw: u32, now: Instant) -> Co
 
 /// Queues a caller at `key`; the endpoint must be busy.
 fn queued(core: &TestCore, key: &'static str, now: Instant) -> Arc<Waiter<&'static str, u32>> {
-    match core.acquire(&key, now, &mut Out::new()) {
+    match core.acquire(&key, now, None, &mut Out::new()) {
         Step::Wait(w) => w,
         _ => panic!("expected to wait"),
     }
@@ -71,6 +71,7 @@ fn conn_of(grant: Grant<&'static str, u32>) -> Conn<&'static str, u32> {
         Grant::Conn(c) => c,
         Grant::Create => panic!("expected a connection, got room to create"),
         Grant::Closed => panic!("expected a connection, got Closed"),
+        Grant::TimedOut(_) => panic!("expected a connection, got a timeout (no deadline was set)"),
     }
 }
 
@@ -103,7 +104,7 @@ fn loom_acquire_vs_release_hands_off() {
             })
         };
         let mut out = Out::new();
-        let got = match core.acquire(&"a", now, &mut out) {
+        let got = match core.acquire(&"a", now, None, &mut out) {
             Step::Ready(c) => c,
             Step::Wait(w) => conn_of(wait(&core, &w)),
             _ => panic!("expected the released connection"),
@@ -208,7 +209,7 @@ fn loom_cancel_vs_room_freed() {
         core.debug_check();
         assert_eq!(counts(&core), (0, 0, 0, 0, 0), "a cancelled grant leaked its room");
         // The room is really free: the next acquire may create.
-        assert!(matches!(core.acquire(&"a", now, &mut out), Step::Create(0)));
+        assert!(matches!(core.acquire(&"a", now, None, &mut out), Step::Create(0)));
     });
 }
 
@@ -253,6 +254,7 @@ fn loom_close_vs_waiters() {
             // and gives it back, as the user's drop would.
             Grant::Conn(c) => core.release(c, false, now, &mut out),
             Grant::Create => panic!("nothing freed room"),
+            Grant::TimedOut(_) => panic!("no deadline was set"),
         }
         disposed.lock().extend(reasons(&out));
         closer.join().unwrap();
@@ -260,7 +262,7 @@ fn loom_close_vs_waiters() {
         core.debug_check();
         assert_eq!(counts(&core), (0, 0, 0, 0, 0));
         assert_eq!(*disposed.lock(), vec![(5, DisposeReason::Closed)]);
-        assert!(matches!(core.acquire(&"a", now, &mut out), Step::Closed));
+        assert!(matches!(core.acquire(&"a", now, None, &mut out), Step::Closed));
         assert!(!core.close(&mut out), "closing twice is a no-op");
     });
 }
@@ -289,7 +291,7 @@ fn loom_eviction_across_endpoints_vs_release() {
                 out.into_iter().map(|(c, r)| (c.raw, r)).collect::<Vec<_>>()
             })
         };
-        let idx = match core.acquire(&"b", now, &mut out) {
+        let idx = match core.acquire(&"b", now, None, &mut out) {
             Step::Create(idx) => idx,
             Step::Wait(w) => match wait(&core, &w) {
                 Grant::Create => core.endpoint_index(&"b"),
@@ -377,13 +379,14 @@ fn loom_collector_vs_acquire_and_release() {
             })
         };
         let mut out = Out::new();
-        let idx = match core.acquire(&"a", later, &mut out) {
+        let idx = match core.acquire(&"a", later, None, &mut out) {
             Step::Create(idx) => idx,
             Step::Ready(c) => panic!("handed out #{} past its lifetime", c.raw),
             Step::Wait(w) => match wait(&core, &w) {
                 Grant::Create => 0,
                 Grant::Conn(c) => panic!("handed off #{} past its lifetime", c.raw),
                 Grant::Closed => panic!("not closed"),
+                Grant::TimedOut(_) => panic!("no deadline was set"),
             },
             Step::Closed => panic!("not closed"),
         };
@@ -396,6 +399,46 @@ fn loom_collector_vs_acquire_and_release() {
         assert_eq!(counts(&core), (1, 0, 0, 1, 0));
         let fresh = core.created(idx, 3, later).expect("open");
         core.release(fresh, false, later, &mut out);
+        assert_eq!(counts(&core), (1, 1, 0, 0, 0));
+    });
+}
+
+/// The wait timer expiring a waiter races a release's hand-off to it: the
+/// waiter ends with the connection or with a timeout, never both; a timed
+/// out waiter leaves the queue, and the connection is never lost.
+#[test]
+fn loom_wait_timer_vs_release() {
+    loom::model(|| {
+        let now = Instant::now();
+        let core = Arc::new(TestCore::new(config(1, None)));
+        let conn = checked_out(&core, "a", 5, now);
+        let waiter = match core.acquire(&"a", now, Some(now), &mut Out::new()) {
+            Step::Wait(w) => w,
+            _ => panic!("expected to wait"),
+        };
+        let waiting = {
+            let core = core.clone();
+            thread::spawn(move || match wait(&core, &waiter) {
+                Grant::Conn(c) => {
+                    core.release(c, false, now, &mut Out::new());
+                    false
+                }
+                Grant::TimedOut(status) => {
+                    assert_eq!(status.waiting, 1, "the status it saw has it in line");
+                    true
+                }
+                Grant::Create | Grant::Closed => panic!("expected a connection or a timeout"),
+            })
+        };
+        let releaser = {
+            let core = core.clone();
+            thread::spawn(move || core.release(conn, false, now, &mut Out::new()))
+        };
+        let next = core.expire_waiters(now, Wake::None);
+        assert_eq!(next, Some(None), "no deadline is left after the sweep");
+        releaser.join().unwrap();
+        waiting.join().unwrap();
+        core.debug_check();
         assert_eq!(counts(&core), (1, 1, 0, 0, 0));
     });
 }

@@ -155,6 +155,9 @@ pub(crate) enum Grant<K, C> {
     Create,
     /// The pool closed.
     Closed,
+    /// The wait's deadline passed and the waiter left the queue (see
+    /// [`Core::expire_waiters`]); the endpoint's status at that moment.
+    TimedOut(Status),
 }
 
 enum WaitState<K, C> {
@@ -172,6 +175,8 @@ struct Slot<K, C> {
 /// A caller queued for a connection.
 pub(crate) struct Waiter<K, C> {
     ep: usize,
+    /// When [`Core::expire_waiters`] times it out (the async pool's waits).
+    deadline: Option<Instant>,
     slot: Mutex<Slot<K, C>>,
 }
 
@@ -250,6 +255,10 @@ struct State<K, C> {
     /// Earliest deadline the background collector sleeps until.
     collector_at: Option<Instant>,
     collector_wake: Wake,
+    /// No queued waiter's deadline is before this (a lower bound).
+    timer_at: Option<Instant>,
+    /// Woken when a waiter with an earlier deadline queues, or on close.
+    timer_wake: Wake,
     next_id: u64,
 }
 
@@ -276,6 +285,8 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
                 close_watchers: Vec::new(),
                 collector_at: None,
                 collector_wake: Wake::None,
+                timer_at: None,
+                timer_wake: Wake::None,
                 next_id: 0,
             }),
             closed: crate::sync::AtomicBool::new(false),
@@ -303,19 +314,79 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     /// Takes an idle connection, reserves room to create one, or queues.
     ///
     /// Idle connections found due (lifetime, idle timeout) on the way are
-    /// pushed to `out` for disposal.
-    pub(crate) fn acquire(&self, key: &K, now: Instant, out: &mut Vec<Doomed<K, C>>) -> Step<K, C> {
+    /// pushed to `out` for disposal. A waiter queued with a `deadline` is
+    /// timed out by [`Core::expire_waiters`]; without one, the caller times
+    /// its wait itself (and cancels).
+    pub(crate) fn acquire(
+        &self,
+        key: &K,
+        now: Instant,
+        deadline: Option<Instant>,
+        out: &mut Vec<Doomed<K, C>>,
+    ) -> Step<K, C> {
         let mut st = self.state.lock();
         let idx = match st.index.get(key) {
             Some(&i) => i,
             None => st.endpoint(key, &self.hist, self.config.endpoint_histograms, self.config.metrics),
         };
-        st.acquire(idx, &self.config, now, out)
+        st.acquire(idx, &self.config, now, deadline, out)
     }
 
     /// [`Core::acquire`] for a known endpoint index (no hashing).
-    pub(crate) fn acquire_index(&self, idx: usize, now: Instant, out: &mut Vec<Doomed<K, C>>) -> Step<K, C> {
-        self.state.lock().acquire(idx, &self.config, now, out)
+    pub(crate) fn acquire_index(
+        &self,
+        idx: usize,
+        now: Instant,
+        deadline: Option<Instant>,
+        out: &mut Vec<Doomed<K, C>>,
+    ) -> Step<K, C> {
+        self.state.lock().acquire(idx, &self.config, now, deadline, out)
+    }
+
+    /// Times out the queued waiters whose deadline is `now` or earlier: they
+    /// leave the queues and are granted [`Grant::TimedOut`]. Returns the
+    /// earliest deadline left (`None` inside: no waiter has one), and `wake`
+    /// is woken when a waiter with an earlier deadline queues or the pool
+    /// closes; `None` once the pool is closed.
+    ///
+    /// One timer for all waits (HikariCP's and deadpool's waits each arm
+    /// their own): a wait costs no timer registration and removal, and the
+    /// timer usually sleeps through a whole `acquire_timeout` since the
+    /// oldest waiter's deadline is the earliest.
+    pub(crate) fn expire_waiters(&self, now: Instant, wake: Wake) -> Option<Option<Instant>> {
+        let mut st = self.state.lock();
+        if st.closed {
+            return None;
+        }
+        let mut next: Option<Instant> = None;
+        let mut any = false;
+        for ep in st.eps.iter_mut().filter(|ep| !ep.waiters.is_empty()) {
+            let mut status = None;
+            let due = |w: &Arc<Waiter<K, C>>| w.deadline.is_some_and(|d| d <= now);
+            for w in ep.waiters.iter() {
+                match w.deadline {
+                    Some(d) if d <= now => {
+                        // The status the timed-out callers saw, themselves in line.
+                        let status = status.get_or_insert_with(|| ep.status(&self.config));
+                        w.grant(Grant::TimedOut(*status));
+                    }
+                    Some(d) => next = Some(next.map_or(d, |n: Instant| n.min(d))),
+                    None => {}
+                }
+            }
+            if status.is_some() {
+                any = true;
+                ep.waiters.retain(|w| !due(w));
+            }
+        }
+        if any {
+            // Every global waiter is in its endpoint's queue too.
+            st.global_waiters.retain(|w| w.deadline.is_none_or(|d| d > now));
+            st.after_change();
+        }
+        st.timer_at = next;
+        st.timer_wake = wake;
+        Some(next)
     }
 
     /// Picks up a waiter's grant, or registers how to wake it.
@@ -345,7 +416,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         let state = std::mem::replace(&mut waiter.slot.lock().state, WaitState::Finished);
         match state {
             WaitState::Waiting => st.unqueue(waiter),
-            WaitState::Finished | WaitState::Granted(Grant::Closed) => {}
+            WaitState::Finished | WaitState::Granted(Grant::Closed | Grant::TimedOut(_)) => {}
             WaitState::Granted(Grant::Conn(conn)) => {
                 let idx = conn.ep.index;
                 st.eps[idx].in_use -= 1;
@@ -458,6 +529,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
             }
         }
         st.collector_wake.wake();
+        st.timer_wake.wake();
         st.after_change();
         true
     }
@@ -525,9 +597,11 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         Some(idx)
     }
 
-    /// Wakes the background collector (the pool is going away).
-    pub(crate) fn wake_collector(&self) {
-        self.state.lock().collector_wake.wake();
+    /// Wakes the background collector and wait timer (the pool is going away).
+    pub(crate) fn wake_tasks(&self) {
+        let mut st = self.state.lock();
+        st.collector_wake.wake();
+        st.timer_wake.wake();
     }
 
     /// Registers the collector's wake-up, called when an earlier deadline
@@ -641,7 +715,14 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
         index
     }
 
-    fn acquire(&mut self, idx: usize, cfg: &Config, now: Instant, out: &mut Vec<Doomed<K, C>>) -> Step<K, C> {
+    fn acquire(
+        &mut self,
+        idx: usize,
+        cfg: &Config,
+        now: Instant,
+        deadline: Option<Instant>,
+        out: &mut Vec<Doomed<K, C>>,
+    ) -> Step<K, C> {
         if self.closed {
             return Step::Closed;
         }
@@ -672,21 +753,28 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
                     self.reserve(idx);
                     return Step::Create(idx);
                 }
-                return Step::Wait(self.enqueue(idx, true));
+                return Step::Wait(self.enqueue(idx, true, deadline));
             }
         }
         let global = self.eps[idx].live() < limit;
-        Step::Wait(self.enqueue(idx, global))
+        Step::Wait(self.enqueue(idx, global, deadline))
     }
 
-    fn enqueue(&mut self, idx: usize, global: bool) -> Arc<Waiter<K, C>> {
+    fn enqueue(&mut self, idx: usize, global: bool, deadline: Option<Instant>) -> Arc<Waiter<K, C>> {
         let waiter = Arc::new(Waiter {
             ep: idx,
+            deadline,
             slot: Mutex::new(Slot { state: WaitState::Waiting, wake: Wake::None, in_global: global }),
         });
         self.eps[idx].waiters.push_back(waiter.clone());
         if global {
             self.global_waiters.push_back(waiter.clone());
+        }
+        if let Some(d) = deadline {
+            if self.timer_at.is_none_or(|t| d < t) {
+                self.timer_at = Some(d);
+                self.timer_wake.wake();
+            }
         }
         waiter
     }
