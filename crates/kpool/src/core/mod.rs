@@ -243,7 +243,9 @@ impl<K, C> Endpoint<K, C> {
 }
 
 struct State<K, C> {
-    index: HashMap<K, usize>,
+    /// Endpoint indexes by key. foldhash (seeded per process, as hashbrown's
+    /// default) instead of SipHash: the lookup is on every keyed acquire.
+    index: HashMap<K, usize, foldhash::fast::RandomState>,
     eps: Vec<Endpoint<K, C>>,
     /// Σ live over endpoints.
     total: usize,
@@ -276,7 +278,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     pub(crate) fn new(config: Config) -> Self {
         Self {
             state: Mutex::new(State {
-                index: HashMap::new(),
+                index: HashMap::default(),
                 eps: Vec::new(),
                 total: 0,
                 idle: 0,
