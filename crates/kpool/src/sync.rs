@@ -9,12 +9,12 @@
 //! [loom]: https://docs.rs/loom
 
 #[cfg(not(kpool_loom))]
-pub(crate) use parking_lot::Mutex;
+pub(crate) use parking_lot::{Mutex, MutexGuard};
 #[cfg(not(kpool_loom))]
 pub(crate) use std::sync::Arc;
 
 #[cfg(kpool_loom)]
-pub(crate) use loom_facade::{Arc, Mutex};
+pub(crate) use loom_facade::{Arc, Mutex, MutexGuard};
 
 #[cfg(kpool_loom)]
 mod loom_facade {

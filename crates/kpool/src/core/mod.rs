@@ -55,7 +55,7 @@ use std::time::{Duration, Instant};
 use crate::config::{Collection, Config};
 use crate::metrics::{self, CounterSnapshot, DisposeReason, Histograms, MetricsSnapshot, Stats, bump};
 use crate::status::{PoolStatus, Status};
-use crate::sync::{Arc, Mutex};
+use crate::sync::{Arc, Mutex, MutexGuard};
 
 /// An endpoint's identity, shared by all its connections.
 #[derive(Debug)]
@@ -136,6 +136,11 @@ pub(crate) enum Wake {
 }
 
 impl Wake {
+    /// Takes the wake-up out, leaving `None`.
+    fn take(&mut self) -> Wake {
+        std::mem::replace(self, Wake::None)
+    }
+
     fn wake(&mut self) {
         match std::mem::replace(self, Wake::None) {
             Wake::None => {}
@@ -181,11 +186,13 @@ pub(crate) struct Waiter<K, C> {
 }
 
 impl<K, C> Waiter<K, C> {
-    fn grant(&self, grant: Grant<K, C>) {
+    /// Grants; returns the waiter's wake-up, to run once the core is unlocked.
+    #[must_use]
+    fn grant(&self, grant: Grant<K, C>) -> Wake {
         let mut slot = self.slot.lock();
         debug_assert!(matches!(slot.state, WaitState::Waiting));
         slot.state = WaitState::Granted(grant);
-        slot.wake.wake();
+        slot.wake.take()
     }
 
     fn in_global(&self) -> bool {
@@ -261,7 +268,43 @@ struct State<K, C> {
     timer_at: Option<Instant>,
     /// Woken when a waiter with an earlier deadline queues, or on close.
     timer_wake: Wake,
+    /// Wake-ups owed, run by [`Locked`] after the unlock: the first one
+    /// inline (the common case, a single hand-off), any more in a list.
+    wake_first: Wake,
+    wake_rest: Vec<Wake>,
     next_id: u64,
+}
+
+/// The locked state. Wake-ups queued while it is held ([`State::defer`])
+/// run after the unlock: a woken task or thread never finds the lock still
+/// held by its waker, and no waker code runs under the lock.
+struct Locked<'a, K, C>(Option<MutexGuard<'a, State<K, C>>>);
+
+impl<K, C> std::ops::Deref for Locked<'_, K, C> {
+    type Target = State<K, C>;
+
+    fn deref(&self) -> &State<K, C> {
+        self.0.as_ref().expect("locked until dropped")
+    }
+}
+
+impl<K, C> std::ops::DerefMut for Locked<'_, K, C> {
+    fn deref_mut(&mut self) -> &mut State<K, C> {
+        self.0.as_mut().expect("locked until dropped")
+    }
+}
+
+impl<K, C> Drop for Locked<'_, K, C> {
+    fn drop(&mut self) {
+        let Some(mut st) = self.0.take() else { return };
+        let mut first = st.wake_first.take();
+        let rest = if st.wake_rest.is_empty() { Vec::new() } else { std::mem::take(&mut st.wake_rest) };
+        drop(st);
+        first.wake();
+        for mut w in rest {
+            w.wake();
+        }
+    }
 }
 
 /// See the module docs.
@@ -289,6 +332,8 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
                 collector_wake: Wake::None,
                 timer_at: None,
                 timer_wake: Wake::None,
+                wake_first: Wake::None,
+                wake_rest: Vec::new(),
                 next_id: 0,
             }),
             closed: crate::sync::AtomicBool::new(false),
@@ -297,15 +342,19 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         }
     }
 
+    fn lock(&self) -> Locked<'_, K, C> {
+        Locked(Some(self.state.lock()))
+    }
+
     /// The index of an endpoint, registering it on first use.
     pub(crate) fn endpoint_index(&self, key: &K) -> usize {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         st.endpoint(key, &self.hist, self.config.endpoint_histograms, self.config.metrics)
     }
 
     /// An endpoint's shared info (its key and stats).
     pub(crate) fn endpoint_info(&self, idx: usize) -> std::sync::Arc<EpInfo<K>> {
-        self.state.lock().eps[idx].info.clone()
+        self.lock().eps[idx].info.clone()
     }
 
     /// Whether `close()` was called.
@@ -326,7 +375,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         deadline: Option<Instant>,
         out: &mut Vec<Doomed<K, C>>,
     ) -> Step<K, C> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let idx = match st.index.get(key) {
             Some(&i) => i,
             None => st.endpoint(key, &self.hist, self.config.endpoint_histograms, self.config.metrics),
@@ -342,7 +391,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         deadline: Option<Instant>,
         out: &mut Vec<Doomed<K, C>>,
     ) -> Step<K, C> {
-        self.state.lock().acquire(idx, &self.config, now, deadline, out)
+        self.lock().acquire(idx, &self.config, now, deadline, out)
     }
 
     /// Times out the queued waiters whose deadline is `now` or earlier: they
@@ -356,12 +405,12 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     /// timer usually sleeps through a whole `acquire_timeout` since the
     /// oldest waiter's deadline is the earliest.
     pub(crate) fn expire_waiters(&self, now: Instant, wake: Wake) -> Option<Option<Instant>> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         if st.closed {
             return None;
         }
         let mut next: Option<Instant> = None;
-        let mut any = false;
+        let mut woken = Vec::new();
         for ep in st.eps.iter_mut().filter(|ep| !ep.waiters.is_empty()) {
             let mut status = None;
             let due = |w: &Arc<Waiter<K, C>>| w.deadline.is_some_and(|d| d <= now);
@@ -370,18 +419,18 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
                     Some(d) if d <= now => {
                         // The status the timed-out callers saw, themselves in line.
                         let status = status.get_or_insert_with(|| ep.status(&self.config));
-                        w.grant(Grant::TimedOut(*status));
+                        woken.push(w.grant(Grant::TimedOut(*status)));
                     }
                     Some(d) => next = Some(next.map_or(d, |n: Instant| n.min(d))),
                     None => {}
                 }
             }
             if status.is_some() {
-                any = true;
                 ep.waiters.retain(|w| !due(w));
             }
         }
-        if any {
+        if !woken.is_empty() {
+            woken.into_iter().for_each(|w| st.defer(w));
             // Every global waiter is in its endpoint's queue too.
             st.global_waiters.retain(|w| w.deadline.is_none_or(|d| d > now));
             st.after_change();
@@ -414,7 +463,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     /// A waiter gave up (timeout, or its future was dropped). Whatever it had
     /// been granted goes to the next waiter, back idle, or frees its room.
     pub(crate) fn cancel(&self, waiter: &Arc<Waiter<K, C>>, now: Instant, out: &mut Vec<Doomed<K, C>>) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let state = std::mem::replace(&mut waiter.slot.lock().state, WaitState::Finished);
         match state {
             WaitState::Waiting => st.unqueue(waiter),
@@ -436,7 +485,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     /// A reserved create succeeded. Returns the connection (in use), or gives
     /// the raw connection back if the pool closed meanwhile.
     pub(crate) fn created(&self, idx: usize, raw: C, now: Instant) -> Result<Conn<K, C>, C> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         st.eps[idx].creating -= 1;
         let stats = &st.eps[idx].info.stats.counters;
         bump(&stats.created);
@@ -467,7 +516,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     /// A reserved create failed (error, timeout, panic or cancellation): its
     /// room goes to the next waiter at once.
     pub(crate) fn create_failed(&self, idx: usize, out: &mut Vec<Doomed<K, C>>) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         bump(&st.eps[idx].info.stats.counters.create_failures);
         st.eps[idx].creating -= 1;
         st.total -= 1;
@@ -477,7 +526,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
 
     /// A checked-out connection comes back. `broken` disposes it.
     pub(crate) fn release(&self, conn: Conn<K, C>, broken: bool, now: Instant, out: &mut Vec<Doomed<K, C>>) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         st.eps[conn.ep.index].in_use -= 1;
         if broken {
             st.doom(conn, DisposeReason::Broken, &self.config, out);
@@ -489,7 +538,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
 
     /// A checked-out connection leaves the pool for a reason (dead on check).
     pub(crate) fn discard(&self, conn: Conn<K, C>, reason: DisposeReason, out: &mut Vec<Doomed<K, C>>) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         st.eps[conn.ep.index].in_use -= 1;
         st.doom(conn, reason, &self.config, out);
         st.after_change();
@@ -498,7 +547,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     /// A checked-out connection leaves the pool for good, undisposed.
     #[allow(clippy::boxed_local, reason = "connections live boxed; callers hold a `Conn`")]
     pub(crate) fn detach(&self, conn: Conn<K, C>, out: &mut Vec<Doomed<K, C>>) -> C {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let idx = conn.ep.index;
         st.eps[idx].in_use -= 1;
         st.total -= 1;
@@ -511,17 +560,18 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     /// Closes the pool: waiters get `Closed`, idle connections go to `out`.
     /// Returns false if it was already closed.
     pub(crate) fn close(&self, out: &mut Vec<Doomed<K, C>>) -> bool {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         if st.closed {
             return false;
         }
         st.closed = true;
         self.closed.store(true, Relaxed);
         st.global_waiters.clear();
+        let mut woken = Vec::new();
         let State { eps, total, idle, .. } = &mut *st;
         for ep in eps.iter_mut() {
             for w in ep.waiters.drain(..) {
-                w.grant(Grant::Closed);
+                woken.push(w.grant(Grant::Closed));
             }
             for conn in ep.core_idle.drain(..).chain(ep.extra_idle.drain(..)) {
                 *total -= 1;
@@ -530,8 +580,10 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
                 out.push((conn, DisposeReason::Closed));
             }
         }
-        st.collector_wake.wake();
-        st.timer_wake.wake();
+        woken.into_iter().for_each(|w| st.defer(w));
+        let (collector, timer) = (st.collector_wake.take(), st.timer_wake.take());
+        st.defer(collector);
+        st.defer(timer);
         st.after_change();
         true
     }
@@ -539,7 +591,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     /// Connections still checked out or being created (after close: the ones
     /// close waits for). Registers `wake` to be woken when it reaches zero.
     pub(crate) fn outstanding(&self, wake: Option<Wake>) -> usize {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let n = st.total - st.idle;
         if n > 0 {
             if let Some(w) = wake {
@@ -559,7 +611,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         fill: bool,
         out: &mut Vec<Doomed<K, C>>,
     ) -> (Vec<(usize, K)>, Option<Instant>) {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let cfg = &self.config;
         let mut budget = limit.unwrap_or(usize::MAX);
         let mut next: Option<Instant> = None;
@@ -590,7 +642,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     /// Reserves room to create one more connection at `idx` if it holds fewer
     /// than `min_idle` and nobody waits there (warming and refilling).
     pub(crate) fn reserve_fill(&self, idx: usize) -> Option<usize> {
-        let mut st = self.state.lock();
+        let mut st = self.lock();
         let ep = &st.eps[idx];
         if st.closed || ep.live() >= self.config.min_idle || !ep.waiters.is_empty() || !st.room(&self.config) {
             return None;
@@ -601,20 +653,21 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
 
     /// Wakes the background collector and wait timer (the pool is going away).
     pub(crate) fn wake_tasks(&self) {
-        let mut st = self.state.lock();
-        st.collector_wake.wake();
-        st.timer_wake.wake();
+        let mut st = self.lock();
+        let (collector, timer) = (st.collector_wake.take(), st.timer_wake.take());
+        st.defer(collector);
+        st.defer(timer);
     }
 
     /// Registers the collector's wake-up, called when an earlier deadline
     /// appears or the pool closes.
     pub(crate) fn set_collector_wake(&self, wake: Wake) {
-        self.state.lock().collector_wake = wake;
+        self.lock().collector_wake = wake;
     }
 
     /// Occupancy of the pool and each endpoint.
     pub(crate) fn status(&self) -> PoolStatus<K> {
-        let st = self.state.lock();
+        let st = self.lock();
         let cfg = &self.config;
         let endpoints: Vec<(K, Status)> = st.eps.iter().map(|ep| (ep.info.key.clone(), ep.status(cfg))).collect();
         let mut pool = Status { max: cfg.total_max_size.unwrap_or(usize::MAX), ..Status::default() };
@@ -638,7 +691,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
 
     /// Counters summed over endpoints (no histograms, no labels).
     pub(crate) fn counters(&self) -> CounterSnapshot {
-        let infos: Vec<_> = self.state.lock().eps.iter().map(|e| e.info.clone()).collect();
+        let infos: Vec<_> = self.lock().eps.iter().map(|e| e.info.clone()).collect();
         let mut sum = CounterSnapshot::default();
         for info in &infos {
             sum.add(&info.stats.counters.snapshot());
@@ -652,7 +705,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         K: std::fmt::Debug,
     {
         let status = self.status();
-        let infos: Vec<_> = self.state.lock().eps.iter().map(|e| e.info.clone()).collect();
+        let infos: Vec<_> = self.lock().eps.iter().map(|e| e.info.clone()).collect();
         let readings = infos
             .iter()
             .zip(&status.endpoints)
@@ -668,7 +721,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
 
     /// Zeroes counters and histograms (gauges are live values).
     pub(crate) fn reset_metrics(&self) {
-        for info in self.state.lock().eps.iter().map(|e| e.info.clone()) {
+        for info in self.lock().eps.iter().map(|e| e.info.clone()) {
             info.stats.reset();
         }
         self.hist.reset();
@@ -676,12 +729,12 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
 
     /// Status of one endpoint without building the whole snapshot.
     pub(crate) fn endpoint_status(&self, idx: usize) -> Status {
-        self.state.lock().eps[idx].status(&self.config)
+        self.lock().eps[idx].status(&self.config)
     }
 
     /// Checks every invariant of the module docs; panics on a violation.
     pub(crate) fn debug_check(&self) {
-        let st = self.state.lock();
+        let st = self.lock();
         let cfg = &self.config;
         let mut total = 0;
         let mut idle = 0;
@@ -775,7 +828,8 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
         if let Some(d) = deadline {
             if self.timer_at.is_none_or(|t| d < t) {
                 self.timer_at = Some(d);
-                self.timer_wake.wake();
+                let timer = self.timer_wake.take();
+                self.defer(timer);
             }
         }
         waiter
@@ -822,7 +876,8 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
         let idx = conn.ep.index;
         if let Some(w) = self.pop_waiter(idx) {
             self.eps[idx].in_use += 1;
-            w.grant(Grant::Conn(conn));
+            let wake = w.grant(Grant::Conn(conn));
+            self.defer(wake);
             return;
         }
         let ep = &mut self.eps[idx];
@@ -859,7 +914,8 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
         } else if let Some(d) = due {
             if self.collector_at.is_none_or(|at| d < at) {
                 self.collector_at = Some(d);
-                self.collector_wake.wake();
+                let collector = self.collector_wake.take();
+                self.defer(collector);
             }
         }
     }
@@ -926,12 +982,14 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
             return;
         }
         if cfg.fill_min_idle && self.eps[idx].live() < cfg.min_idle {
-            self.collector_wake.wake();
+            let collector = self.collector_wake.take();
+            self.defer(collector);
         }
         if !self.eps[idx].waiters.is_empty() && self.eps[idx].live() < cfg.endpoint_limit() && self.room(cfg) {
             let w = self.pop_waiter(idx).expect("checked non-empty");
             self.reserve(idx);
-            w.grant(Grant::Create);
+            let wake = w.grant(Grant::Create);
+            self.defer(wake);
             return;
         }
         if !self.global_waiters.is_empty() {
@@ -958,7 +1016,8 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
             }
             let first = self.pop_waiter(j).expect("a global waiter is queued at its endpoint");
             self.reserve(j);
-            first.grant(Grant::Create);
+            let wake = first.grant(Grant::Create);
+            self.defer(wake);
         }
     }
 
@@ -995,11 +1054,19 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
     }
 
     /// Wakes `close_with_timeout` callers once nothing is outstanding.
+    /// Queues a wake-up to run once the lock is released (see [`Locked`]).
+    fn defer(&mut self, wake: Wake) {
+        match (&self.wake_first, wake) {
+            (_, Wake::None) => {}
+            (Wake::None, wake) => self.wake_first = wake,
+            (_, wake) => self.wake_rest.push(wake),
+        }
+    }
+
     fn after_change(&mut self) {
         if self.closed && self.total == self.idle && !self.close_watchers.is_empty() {
-            for mut w in self.close_watchers.drain(..) {
-                w.wake();
-            }
+            let watchers = std::mem::take(&mut self.close_watchers);
+            watchers.into_iter().for_each(|w| self.defer(w));
         }
     }
 }
