@@ -45,6 +45,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+/// Times a waiting thread yields and looks for a hand-off before it parks.
+const SPINS: usize = 16;
+
 use crate::builder::{backoff, config_setters, finish, unit_endpoint};
 use crate::core::{Conn, ConnBody, Core, Doomed, Grant, Step, Wake};
 use crate::error::{Error, ErrorKind, Phase, panic_message};
@@ -598,7 +601,18 @@ impl<M: Manager> Inner<M> {
                     }
                 },
                 Step::Wait(waiter) => {
+                    // Look again a few times before parking: a hand-off often
+                    // comes within microseconds, and one taken before this
+                    // thread registers to be unparked costs neither thread a
+                    // futex call.
+                    let mut spun = (0..SPINS).find_map(|_| {
+                        std::thread::yield_now();
+                        self.core.poll_grant(&waiter, |_| None)
+                    });
                     let grant = loop {
+                        if let Some(g) = spun.take() {
+                            break Ok(g);
+                        }
                         let me = std::thread::current();
                         if let Some(g) = self.core.poll_grant(&waiter, |_| Some(Wake::Thread(me))) {
                             break Ok(g);
