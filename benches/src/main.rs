@@ -162,7 +162,7 @@ fn parse_args() -> Opts {
             warmup: Duration::from_millis(200),
             grace: Duration::from_millis(1000),
         },
-        runs: 3,
+        runs: 5,
         scale_window: Duration::from_millis(500),
         memory_n: 10_000,
         json: "target/kpool-bench/results.json".into(),

@@ -391,11 +391,20 @@ enum PoolRef<'a, M: Manager> {
     Owned(Arc<Inner<M>>),
 }
 
-impl<M: Manager> PoolRef<'_, M> {
+impl<'a, M: Manager> PoolRef<'a, M> {
     fn inner(&self) -> &Arc<Inner<M>> {
         match self {
             PoolRef::Borrowed(i) => i,
             PoolRef::Owned(i) => i,
+        }
+    }
+
+    /// Another reference for the same lifetime: a copy when borrowed (no
+    /// reference count touched), a clone when owned.
+    fn share(&self) -> PoolRef<'a, M> {
+        match self {
+            PoolRef::Borrowed(i) => PoolRef::Borrowed(i),
+            PoolRef::Owned(i) => PoolRef::Owned(i.clone()),
         }
     }
 }
@@ -554,7 +563,7 @@ enum AcquireState<'a, 'k, M: Manager> {
         timeout: Option<Duration>,
         at: &'static Location<'static>,
         start: Instant,
-        waiter: Queued<M>,
+        waiter: Queued<'a, M>,
     },
     Slow(std::pin::Pin<Box<dyn Future<Output = AcquireResult<'a, M>> + Send + 'k>>),
     Done,
@@ -563,17 +572,17 @@ enum AcquireState<'a, 'k, M: Manager> {
 /// A queued waiter, polled for its grant. Dropping it before the grant is
 /// picked up (the acquire was cancelled or timed out) leaves the queue or
 /// gives back what it was granted.
-struct Queued<M: Manager> {
-    inner: Arc<Inner<M>>,
+struct Queued<'a, M: Manager> {
+    pool: PoolRef<'a, M>,
     waiter: Option<crate::sync::Arc<Waiter<Endpoint<M>, Connection<M>>>>,
 }
 
-impl<M: Manager> Future for Queued<M> {
+impl<M: Manager> Future for Queued<'_, M> {
     type Output = Grant<Endpoint<M>, Connection<M>>;
 
     fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let waiter = self.waiter.as_ref().expect("polled after completion");
-        let grant = self.inner.core.poll_grant(waiter, |old| match old {
+        let grant = self.pool.inner().core.poll_grant(waiter, |old| match old {
             Wake::Task(w) if w.will_wake(cx.waker()) => None,
             _ => Some(Wake::Task(cx.waker().clone())),
         });
@@ -587,12 +596,13 @@ impl<M: Manager> Future for Queued<M> {
     }
 }
 
-impl<M: Manager> Drop for Queued<M> {
+impl<M: Manager> Drop for Queued<'_, M> {
     fn drop(&mut self) {
         if let Some(waiter) = self.waiter.take() {
+            let inner = self.pool.inner();
             let mut out = Vec::new();
-            self.inner.core.cancel(&waiter, Instant::now().into_std(), &mut out);
-            self.inner.dispose_all(out);
+            inner.core.cancel(&waiter, Instant::now().into_std(), &mut out);
+            inner.dispose_all(out);
         }
     }
 }
@@ -626,7 +636,7 @@ impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
                     match fast(pool, key, timeout, at, cx) {
                         Fast::Done(result) => return Poll::Ready(result),
                         Fast::Slow(pool, SlowFrom { step: Some(Step::Wait(waiter)), start, .. }) => {
-                            let waiter = Queued { inner: pool.inner().clone(), waiter: Some(waiter) };
+                            let waiter = Queued { pool: pool.share(), waiter: Some(waiter) };
                             this.state = AcquireState::Waiting { pool, key, timeout, at, start, waiter };
                         }
                         Fast::Slow(pool, from) => this.state = slow(pool, key, timeout, at, from),
@@ -944,7 +954,7 @@ async fn acquire_inner<'a, M: Manager>(
                 if deadline.is_some() {
                     inner.ensure_wait_timer();
                 }
-                let grant = Queued { inner: inner.clone(), waiter: Some(waiter) }.await;
+                let grant = Queued { pool: PoolRef::Borrowed(inner), waiter: Some(waiter) }.await;
                 now = Instant::now();
                 match grant {
                     Grant::TimedOut(status) => {
