@@ -350,6 +350,9 @@ impl<M: Manager> Pool<M> {
 struct HookKnowledge {
     on_acquire: std::sync::atomic::AtomicU8,
     on_release: std::sync::atomic::AtomicU8,
+    /// `dispose` returns `std::future::Ready`: disposals run inline instead
+    /// of in a spawned task.
+    dispose: std::sync::atomic::AtomicU8,
 }
 
 const HOOK_UNKNOWN: u8 = 0;
@@ -359,6 +362,10 @@ const HOOK_ASYNC: u8 = 2;
 impl HookKnowledge {
     fn all_ready(&self) -> bool {
         self.on_acquire.load(Ordering::Relaxed) == HOOK_READY && self.on_release.load(Ordering::Relaxed) == HOOK_READY
+    }
+
+    fn dispose_ready(&self) -> bool {
+        self.dispose.load(Ordering::Relaxed) == HOOK_READY
     }
 
     fn learn<F>(slot: &std::sync::atomic::AtomicU8, fut: &F) {
@@ -1140,11 +1147,13 @@ async fn create_step<M: Manager>(
                 });
             }
             let wake_at = Instant::now() + backoff(inner.core.config.retry_delay, *failures);
+            // The backoff timer is boxed: retries are rare, and inline it
+            // would grow the acquire's slow-path future for every call.
             if deadline.is_some_and(|d| wake_at >= d) {
-                tokio::time::sleep_until(deadline.expect("checked")).await;
+                Box::pin(tokio::time::sleep_until(deadline.expect("checked"))).await;
                 return Err(Error::timeout(Phase::Create, last_err.take(), start.elapsed(), inner.status_of(key)));
             }
-            tokio::time::sleep_until(wake_at).await;
+            Box::pin(tokio::time::sleep_until(wake_at)).await;
             Ok(None)
         }
     }
@@ -1193,10 +1202,20 @@ async fn timed<F: Future>(limit: Limit, waited: &mut bool, fut: F) -> Timed<F::O
                 Limit::After(t) => Some(Instant::now() + t),
             };
             match deadline {
-                Some(d) => match tokio::time::timeout_at(d, fut).await {
-                    Ok(r) => r,
-                    Err(_) => return Timed::Elapsed,
-                },
+                Some(d) => {
+                    // Boxed: the timer is rare (only for a call that did not
+                    // finish at once), and inline it would grow every future
+                    // that runs a manager call, the acquire's slow path too.
+                    let mut sleep = Box::pin(tokio::time::sleep_until(d));
+                    let done = poll_fn(|cx| match fut.as_mut().poll(cx) {
+                        Poll::Ready(r) => Poll::Ready(Some(r)),
+                        Poll::Pending => sleep.as_mut().poll(cx).map(|()| None),
+                    });
+                    match done.await {
+                        Some(r) => r,
+                        None => return Timed::Elapsed,
+                    }
+                }
                 None => fut.await,
             }
         }
@@ -1374,7 +1393,11 @@ impl<M: Manager> Inner<M> {
     fn dispose_all(self: &Arc<Self>, out: Vec<Doomed<Endpoint<M>, Connection<M>>>) {
         // The common case, nothing to dispose, stays inline and cheap.
         if !out.is_empty() {
-            self.spawn_disposals(out);
+            if self.hooks.dispose_ready() {
+                self.dispose_inline(out);
+            } else {
+                self.spawn_disposals(out);
+            }
         }
     }
 
@@ -1384,6 +1407,27 @@ impl<M: Manager> Inner<M> {
     fn ensure_wait_timer(self: &Arc<Self>) {
         if !self.timer_running.load(Ordering::Relaxed) && !self.timer_running.swap(true, Ordering::AcqRel) {
             tokio::spawn(wait_timer(Arc::downgrade(self)));
+        }
+    }
+
+    /// Disposes at once, for a `dispose` known to return `std::future::Ready`
+    /// (the default, which drops the connection): it did its work when
+    /// called, so a task would only add a spawn per disposal.
+    #[inline(never)]
+    fn dispose_inline(&self, out: Vec<Doomed<Endpoint<M>, Connection<M>>>) {
+        let mut cx = Context::from_waker(Waker::noop());
+        for (conn, reason) in out {
+            let ConnBody { ep, raw, .. } = *conn;
+            tracing::debug!(endpoint = ?ep.key, reason = reason.as_str(), "disposing a connection");
+            let called = std::panic::catch_unwind(AssertUnwindSafe(|| self.manager.dispose(&ep.key, raw)));
+            let problem = match called.map(|fut| poll_once(&mut cx, fut)) {
+                Ok(Some(Ok(()))) => continue,
+                Ok(Some(Err(e))) => format!("{e:?}"),
+                Ok(None) => "panicked".to_owned(),
+                Err(p) => format!("panicked: {}", panic_message(&*p)),
+            };
+            bump(&ep.stats.counters.dispose_errors);
+            tracing::warn!(endpoint = ?ep.key, reason = reason.as_str(), problem, "dispose failed");
         }
     }
 
@@ -1424,17 +1468,23 @@ impl<M: Manager> Inner<M> {
     async fn dispose_one(&self, ep: Arc<EpInfo<Endpoint<M>>>, raw: Connection<M>, reason: DisposeReason) {
         let key = &ep.key;
         tracing::debug!(endpoint = ?key, reason = reason.as_str(), "disposing a connection");
-        let fut = self.manager.dispose(key, raw);
-        #[cfg(feature = "tracing-spans")]
-        let fut = tracing::Instrument::instrument(
-            fut,
-            tracing::debug_span!("kpool.dispose", endpoint = ?key, reason = reason.as_str()),
-        );
-        let problem = match timed(self.core.config.dispose_timeout.into(), &mut true, fut).await {
-            Timed::Done(Ok(())) => return,
-            Timed::Done(Err(e)) => format!("{e:?}"),
-            Timed::Panicked(p) => format!("panicked: {p}"),
-            Timed::Elapsed => "timed out".to_owned(),
+        // A `dispose` may do its work (and panic) when called, before any poll.
+        let problem = match std::panic::catch_unwind(AssertUnwindSafe(|| self.manager.dispose(key, raw))) {
+            Err(p) => format!("panicked: {}", panic_message(&*p)),
+            Ok(fut) => {
+                HookKnowledge::learn(&self.hooks.dispose, &fut);
+                #[cfg(feature = "tracing-spans")]
+                let fut = tracing::Instrument::instrument(
+                    fut,
+                    tracing::debug_span!("kpool.dispose", endpoint = ?key, reason = reason.as_str()),
+                );
+                match timed(self.core.config.dispose_timeout.into(), &mut true, fut).await {
+                    Timed::Done(Ok(())) => return,
+                    Timed::Done(Err(e)) => format!("{e:?}"),
+                    Timed::Panicked(p) => format!("panicked: {p}"),
+                    Timed::Elapsed => "timed out".to_owned(),
+                }
+            }
         };
         bump(&ep.stats.counters.dispose_errors);
         tracing::warn!(endpoint = ?key, reason = reason.as_str(), problem, "dispose failed");

@@ -383,6 +383,41 @@ fn waits_time_out_after_the_first_runtime_is_gone() {
     assert_eq!(pool.counters().timeouts, 2);
 }
 
+/// A `dispose` that returns `std::future::Ready` (here `FnManager`'s closer)
+/// runs inline once the pool has seen one; every connection is still closed
+/// exactly once, and a closer that panics is counted as a failed disposal
+/// without reaching the caller.
+#[tokio::test(start_paused = true)]
+async fn a_ready_dispose_runs_inline_and_its_panic_is_contained() {
+    use std::sync::Mutex;
+    let closed = Arc::new(Mutex::new(Vec::new()));
+    let next = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let manager = kpool::FnManager::new(move |(): ()| {
+        let id = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        async move { Ok::<_, std::io::Error>(id) }
+    })
+    .close({
+        let closed = closed.clone();
+        move |id: u32| {
+            closed.lock().unwrap().push(id);
+            assert_ne!(id, 2, "closer panics on connection 2");
+        }
+    });
+    let pool = Pool::builder(manager).max_size(1).build().unwrap();
+    for _ in 0..4 {
+        let mut conn = pool.get().await.unwrap();
+        Pooled::mark_broken(&mut conn);
+        drop(conn); // disposed: the first in a task, the next ones inline
+        settle().await;
+        assert_eq!(pool.status().pool.total, 0);
+    }
+    assert_eq!(*closed.lock().unwrap(), vec![0, 1, 2, 3], "each connection closed once, in order");
+    let c = pool.counters();
+    assert_eq!(c.disposed_total(), 4);
+    assert_eq!(c.dispose_errors, 1, "the panic is counted");
+    assert_eq!(pool.status().pool.total, 0);
+}
+
 #[tokio::test(start_paused = true)]
 async fn check_error_reaches_the_caller_and_the_connection_is_dead() {
     let pool = builder().build().unwrap();
