@@ -572,6 +572,15 @@ enum AcquireState<'a, 'k, M: Manager> {
         start: Instant,
         waiter: Queued<'a, M>,
     },
+    /// A health check the fast path started that did not finish at once.
+    Checking {
+        pool: PoolRef<'a, M>,
+        key: Option<&'k Endpoint<M>>,
+        timeout: Option<Duration>,
+        at: &'static Location<'static>,
+        start: Instant,
+        check: CheckFut<'a, M>,
+    },
     Slow(std::pin::Pin<Box<dyn Future<Output = AcquireResult<'a, M>> + Send + 'k>>),
     Done,
 }
@@ -647,6 +656,10 @@ impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
                             this.state = AcquireState::Waiting { pool, key, timeout, at, start, waiter };
                         }
                         Fast::Slow(pool, from) => this.state = slow(pool, key, timeout, at, from),
+                        Fast::Checking(pool, check, start) => {
+                            this.state = AcquireState::Checking { pool, key, timeout, at, start, check };
+                            return Poll::Pending;
+                        }
                     }
                 }
                 AcquireState::Waiting { pool, key, timeout, at, start, mut waiter } => {
@@ -692,11 +705,26 @@ impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
                                 this.state = slow(pool, key, timeout, at, from(None));
                                 continue;
                             }
-                            match hand_out(pool, key, at, conn, start, Some(now - start), cx) {
+                            match hand_out(pool, key, timeout, at, conn, start, Some(now - start), cx) {
                                 Fast::Done(result) => return Poll::Ready(result),
                                 Fast::Slow(pool, from) => this.state = slow(pool, key, timeout, at, from),
+                                Fast::Checking(pool, check, _) => {
+                                    this.state = AcquireState::Checking { pool, key, timeout, at, start, check };
+                                    return Poll::Pending;
+                                }
                             }
                         }
+                    }
+                }
+                AcquireState::Checking { pool, key, timeout, at, start, mut check } => {
+                    let Poll::Ready(done) = check.as_mut().poll(cx) else {
+                        this.state = AcquireState::Checking { pool, key, timeout, at, start, check };
+                        return Poll::Pending;
+                    };
+                    match checked(pool, key, at, start, done, cx) {
+                        Fast::Done(result) => return Poll::Ready(result),
+                        Fast::Slow(pool, from) => this.state = slow(pool, key, timeout, at, from),
+                        Fast::Checking(..) => unreachable!("a finished check starts no other"),
                     }
                 }
                 AcquireState::Slow(mut fut) => {
@@ -730,6 +758,64 @@ enum Fast<'a, M: Manager> {
     Done(AcquireResult<'a, M>),
     /// Take the slow path, from this step if one was taken already.
     Slow(PoolRef<'a, M>, SlowFrom<M>),
+    /// A health check is under way (polled once, pending); the acquire's start.
+    Checking(PoolRef<'a, M>, CheckFut<'a, M>, Instant),
+}
+
+/// A health check started by the fast path, boxed with the connection it
+/// checks: a few dozen bytes instead of the whole slow path. Dropped before
+/// it finishes (the acquire was cancelled), it disposes the connection,
+/// whose state is then unknown.
+type CheckFut<'a, M> =
+    std::pin::Pin<Box<dyn Future<Output = (CoreConn<M>, Timed<Result<bool, MError<M>>>)> + Send + 'a>>;
+
+fn start_check<M: Manager>(inner: &Arc<Inner<M>>, conn: CoreConn<M>, deadline: Option<Instant>) -> CheckFut<'_, M> {
+    Box::pin(async move {
+        let mut holder = Holder { inner, conn: Some(conn), state: Use::Preparing };
+        let ConnBody { ep, raw, .. } = &mut **holder.conn.as_mut().expect("present");
+        let fut = inner.manager.check_alive(&ep.key, raw);
+        #[cfg(feature = "tracing-spans")]
+        let fut = tracing::Instrument::instrument(fut, tracing::debug_span!("kpool.check", endpoint = ?ep.key));
+        let result = timed(deadline.into(), &mut true, fut).await;
+        (holder.conn.take().expect("present"), result)
+    })
+}
+
+/// Goes on from a finished fast-path health check: hands the connection out,
+/// or, if it was dead, disposes it and fails (an error from the check) or
+/// carries on in the slow path (a plain `false`). The same outcomes as the
+/// slow path's `prepare`.
+fn checked<'a, M: Manager>(
+    pool: PoolRef<'a, M>,
+    key: Option<&Endpoint<M>>,
+    at: &'static Location<'static>,
+    start: Instant,
+    (mut conn, result): (CoreConn<M>, Timed<Result<bool, MError<M>>>),
+    cx: &mut Context<'_>,
+) -> Fast<'a, M> {
+    let inner = pool.inner();
+    let failure = match result {
+        Timed::Done(Ok(true)) => {
+            conn.suspect = false;
+            // The check is part of the acquire's wait.
+            return give_out(pool, key, at, conn, start, Some(start.elapsed()), cx);
+        }
+        Timed::Done(Ok(false)) => None,
+        Timed::Done(Err(e)) => Some(Error::backend_error(Phase::Check, e)),
+        Timed::Panicked(p) => Some(Error::panicked(Phase::Check, p)),
+        Timed::Elapsed => {
+            let status = inner.core.endpoint_status(conn.ep.index);
+            Some(Error::timeout(Phase::Check, None, start.elapsed(), status))
+        }
+    };
+    inner.dead(&mut Holder { inner, conn: Some(conn), state: Use::Preparing });
+    match failure {
+        Some(e) => {
+            inner.record_outcome(key, &Err::<(), _>(&e));
+            Fast::Done(Err(e))
+        }
+        None => Fast::Slow(pool, SlowFrom { step: None, start, waited: true }),
+    }
 }
 
 /// Where the slow path starts.
@@ -770,7 +856,7 @@ fn fast<'a, M: Manager>(
     };
     inner.dispose_all(out);
     match step {
-        Step::Ready(conn) => hand_out(pool, key, at, conn, start, None, cx),
+        Step::Ready(conn) => hand_out(pool, key, timeout, at, conn, start, None, cx),
         Step::Wait(waiter) => {
             if deadline.is_some() {
                 inner.ensure_wait_timer();
@@ -781,12 +867,16 @@ fn fast<'a, M: Manager>(
     }
 }
 
-/// Hands out a connection synchronously when no health check is due and the
-/// hooks finish at once; otherwise defers to the slow path. `waited` is the
-/// time spent in line (`None`: served at once, a zero wait not recorded).
+/// Hands out a connection synchronously when the hooks finish at once: runs
+/// a pending `on_release`, then the health check if one is due (started
+/// here and, if it does not finish at once, continued by the caller in
+/// [`AcquireState::Checking`]), then `on_acquire`. `waited` is the time spent
+/// in line (`None`: served at once, a zero wait not recorded).
+#[allow(clippy::too_many_arguments, reason = "the acquire's context, passed along as is")]
 fn hand_out<'a, M: Manager>(
     pool: PoolRef<'a, M>,
     key: Option<&Endpoint<M>>,
+    timeout: Option<Duration>,
     at: &'static Location<'static>,
     mut conn: CoreConn<M>,
     start: Instant,
@@ -796,10 +886,6 @@ fn hand_out<'a, M: Manager>(
     let inner = pool.inner();
     let core = &inner.core;
     let now = waited.map_or(start, |w| start + w);
-    let slow = |step| SlowFrom { step, start, waited: waited.is_some() };
-    if needs_check(&core.config, &conn, now, false) {
-        return Fast::Slow(pool, slow(Some(Step::Ready(conn))));
-    }
     // Both hooks return `std::future::Ready`: one poll finishes them.
     if conn.pending_release {
         conn.pending_release = false;
@@ -807,19 +893,44 @@ fn hand_out<'a, M: Manager>(
         match poll_once(cx, inner.manager.on_release(&ep.key, raw)) {
             Some(Ok(())) => {}
             Some(Err(e)) => {
-                // The cleanup failed: let the slow path health-check it.
+                // The cleanup failed: the connection stays, but is checked now.
                 inner.release_failed(ep, &Error::backend_error(Phase::OnRelease, e));
                 conn.suspect = true;
-                return Fast::Slow(pool, slow(Some(Step::Ready(conn))));
             }
             None => {
                 let mut out = Vec::new();
                 core.discard(conn, DisposeReason::Broken, &mut out);
                 inner.dispose_all(out);
-                return Fast::Slow(pool, slow(None));
+                return Fast::Slow(pool, SlowFrom { step: None, start, waited: waited.is_some() });
             }
         }
     }
+    if needs_check(&core.config, &conn, now, false) {
+        let PoolRef::Borrowed(inner) = pool else {
+            // An owned pool cannot lend its `Inner` to a boxed check.
+            return Fast::Slow(pool, SlowFrom { step: Some(Step::Ready(conn)), start, waited: waited.is_some() });
+        };
+        let mut check = start_check(inner, conn, timeout.map(|t| start + t));
+        return match check.as_mut().poll(cx) {
+            Poll::Ready(done) => checked(pool, key, at, start, done, cx),
+            Poll::Pending => Fast::Checking(pool, check, start),
+        };
+    }
+    give_out(pool, key, at, conn, start, waited, cx)
+}
+
+/// Runs `on_acquire` (known to finish at once) and makes the guard.
+fn give_out<'a, M: Manager>(
+    pool: PoolRef<'a, M>,
+    key: Option<&Endpoint<M>>,
+    at: &'static Location<'static>,
+    mut conn: CoreConn<M>,
+    start: Instant,
+    waited: Option<Duration>,
+    cx: &mut Context<'_>,
+) -> Fast<'a, M> {
+    let inner = pool.inner();
+    let now = waited.map_or(start, |w| start + w);
     let ConnBody { ep, raw, .. } = &mut *conn;
     let result = match poll_once(cx, inner.manager.on_acquire(&ep.key, raw)) {
         Some(Ok(())) => {
@@ -843,7 +954,7 @@ fn hand_out<'a, M: Manager>(
         }
         None => {
             let mut out = Vec::new();
-            core.discard(conn, DisposeReason::Broken, &mut out);
+            inner.core.discard(conn, DisposeReason::Broken, &mut out);
             inner.dispose_all(out);
             Error::panicked(Phase::OnAcquire, "on_acquire panicked".into())
         }
