@@ -219,32 +219,38 @@ impl Config {
     ///
     /// A [`ConfigError`] naming the first offending setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let err = |msg: String| Err(ConfigError(msg));
+        let err = |setting: &'static str, message: String| Err(ConfigError { setting, message });
         if self.max_size == 0 {
-            return err("max_size must be at least 1".into());
+            return err("max_size", "max_size must be at least 1".into());
         }
         if self.total_max_size == Some(0) {
-            return err("total_max_size must be at least 1".into());
+            return err("total_max_size", "total_max_size must be at least 1".into());
         }
         if self.max_idle == Some(0) {
-            return err("max_idle must be at least 1 (use idle_timeout to drop idle connections)".into());
+            return err("max_idle", "max_idle must be at least 1 (use idle_timeout to drop idle connections)".into());
         }
         if self.min_idle > self.max_size {
-            return err(format!("min_idle ({}) is greater than max_size ({})", self.min_idle, self.max_size));
+            return err(
+                "min_idle",
+                format!("min_idle ({}) is greater than max_size ({})", self.min_idle, self.max_size),
+            );
         }
         if let Some(max_idle) = self.max_idle {
             if self.min_idle > max_idle {
-                return err(format!("min_idle ({}) is greater than max_idle ({max_idle})", self.min_idle));
+                return err("min_idle", format!("min_idle ({}) is greater than max_idle ({max_idle})", self.min_idle));
             }
         }
         if let Some(total) = self.total_max_size {
             if self.max_size > total {
-                return err(format!("max_size ({}) is greater than total_max_size ({total})", self.max_size));
+                return err(
+                    "max_size",
+                    format!("max_size ({}) is greater than total_max_size ({total})", self.max_size),
+                );
             }
         }
         if let Some(burst) = self.burst_limit {
             if burst < self.max_size {
-                return err(format!("burst_limit ({burst}) is less than max_size ({})", self.max_size));
+                return err("burst_limit", format!("burst_limit ({burst}) is less than max_size ({})", self.max_size));
             }
         }
         for (name, value) in [
@@ -253,12 +259,12 @@ impl Config {
             ("create_timeout", self.create_timeout),
         ] {
             if value == Some(Duration::ZERO) {
-                return err(format!("{name} must not be zero (use None to disable it)"));
+                return err(name, format!("{name} must not be zero (use None to disable it)"));
             }
         }
         if let (Some(idle), Some(life)) = (self.idle_timeout, self.max_lifetime) {
             if idle > life {
-                return err(format!("idle_timeout ({idle:?}) is greater than max_lifetime ({life:?})"));
+                return err("idle_timeout", format!("idle_timeout ({idle:?}) is greater than max_lifetime ({life:?})"));
             }
         }
         Ok(())
@@ -270,13 +276,27 @@ impl Config {
     }
 }
 
-/// Settings that cannot work together; the message names the setting.
+/// Settings that cannot work together; the message names the setting, and
+/// [`ConfigError::setting`] gives its name for programs (a form to highlight,
+/// an environment variable to blame).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError(String);
+pub struct ConfigError {
+    setting: &'static str,
+    message: String,
+}
+
+impl ConfigError {
+    /// The offending setting, as its builder method is named (`"min_idle"`,
+    /// `"idle_timeout"`, ...). When two settings contradict each other, the
+    /// one the message asks to change.
+    pub fn setting(&self) -> &'static str {
+        self.setting
+    }
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid pool configuration: {}", self.0)
+        write!(f, "invalid pool configuration: {}", self.message)
     }
 }
 

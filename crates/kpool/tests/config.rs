@@ -9,30 +9,34 @@ use kpool::{Config, Pool};
 
 type Tweak = Box<dyn FnOnce(kpool::Builder<Mgr>) -> kpool::Builder<Mgr>>;
 
-fn err(f: impl FnOnce(kpool::Builder<Mgr>) -> kpool::Builder<Mgr>) -> String {
-    f(Pool::builder(Mgr::new())).build().unwrap_err().to_string()
+fn err(f: impl FnOnce(kpool::Builder<Mgr>) -> kpool::Builder<Mgr>) -> kpool::ConfigError {
+    f(Pool::builder(Mgr::new())).build().unwrap_err()
 }
 
 #[test]
 fn each_invalid_combination_names_the_setting() {
-    let cases: Vec<(&str, Tweak)> = vec![
-        ("max_size must be at least 1", Box::new(|b| b.max_size(0).min_idle(0))),
-        ("min_idle (3) is greater than max_size (2)", Box::new(|b| b.max_size(2).min_idle(3))),
-        ("max_size (10) is greater than total_max_size (4)", Box::new(|b| b.total_max_size(Some(4)))),
-        ("total_max_size must be at least 1", Box::new(|b| b.total_max_size(Some(0)))),
-        ("burst_limit (5) is less than max_size (10)", Box::new(|b| b.burst_limit(Some(5)))),
+    let cases: Vec<(&str, &str, Tweak)> = vec![
+        ("max_size", "max_size must be at least 1", Box::new(|b| b.max_size(0).min_idle(0))),
+        ("min_idle", "min_idle (3) is greater than max_size (2)", Box::new(|b| b.max_size(2).min_idle(3))),
+        ("max_size", "max_size (10) is greater than total_max_size (4)", Box::new(|b| b.total_max_size(Some(4)))),
+        ("total_max_size", "total_max_size must be at least 1", Box::new(|b| b.total_max_size(Some(0)))),
+        ("burst_limit", "burst_limit (5) is less than max_size (10)", Box::new(|b| b.burst_limit(Some(5)))),
         (
+            "idle_timeout",
             "idle_timeout (7200s) is greater than max_lifetime (3600s)",
             Box::new(|b| b.idle_timeout(Some(Duration::from_secs(7200)))),
         ),
-        ("max_idle must be at least 1", Box::new(|b| b.max_idle(Some(0)))),
-        ("min_idle (3) is greater than max_idle (2)", Box::new(|b| b.min_idle(3).max_idle(Some(2)))),
-        ("max_lifetime must not be zero", Box::new(|b| b.max_lifetime(Some(Duration::ZERO)))),
+        ("max_idle", "max_idle must be at least 1", Box::new(|b| b.max_idle(Some(0)))),
+        ("min_idle", "min_idle (3) is greater than max_idle (2)", Box::new(|b| b.min_idle(3).max_idle(Some(2)))),
+        ("max_lifetime", "max_lifetime must not be zero", Box::new(|b| b.max_lifetime(Some(Duration::ZERO)))),
+        ("create_timeout", "create_timeout must not be zero", Box::new(|b| b.create_timeout(Some(Duration::ZERO)))),
     ];
-    for (want, f) in cases {
-        let got = err(f);
+    for (setting, want, f) in cases {
+        let e = err(f);
+        let got = e.to_string();
         assert!(got.starts_with("invalid pool configuration: "), "{got}");
         assert!(got.contains(want), "expected {want:?} in {got:?}");
+        assert_eq!(e.setting(), setting, "{got}");
     }
 }
 
