@@ -548,36 +548,34 @@ type CoreStep<M> = Step<Endpoint<M>, Connection<M>>;
 /// The future of every `get*` method. See [`Pool::get`] for its contract.
 ///
 /// Its first poll tries the fast path synchronously: an idle connection with
-/// nobody waiting, no health check due (bypass window) and hooks known to
-/// finish at once — one lock, one clock read, no allocation. Anything else
-/// (waiting, creating, checking, async hooks) continues in the boxed async
-/// slow path from the step already taken, so the future itself stays small.
+/// nobody waiting and hooks known to finish at once — one lock, one clock
+/// read, no allocation. A wait is polled inline, and a due health check runs
+/// in a small boxed future; anything else (creating, async hooks) continues
+/// in the boxed async slow path from the step already taken, so the future
+/// itself stays small.
 struct Acquire<'a, 'k, M: Manager> {
     state: AcquireState<'a, 'k, M>,
 }
 
+/// What an acquire asked for, carried from state to state.
+struct Ask<'a, 'k, M: Manager> {
+    pool: PoolRef<'a, M>,
+    key: Option<&'k Endpoint<M>>,
+    timeout: Option<Duration>,
+    at: &'static Location<'static>,
+}
+
 enum AcquireState<'a, 'k, M: Manager> {
-    Start {
-        pool: PoolRef<'a, M>,
-        key: Option<&'k Endpoint<M>>,
-        timeout: Option<Duration>,
-        at: &'static Location<'static>,
-    },
+    Start(Ask<'a, 'k, M>),
     /// Queued by the fast path: waiting inline for a grant (no boxing).
     Waiting {
-        pool: PoolRef<'a, M>,
-        key: Option<&'k Endpoint<M>>,
-        timeout: Option<Duration>,
-        at: &'static Location<'static>,
+        ask: Ask<'a, 'k, M>,
         start: Instant,
         waiter: Queued<'a, M>,
     },
     /// A health check the fast path started that did not finish at once.
     Checking {
-        pool: PoolRef<'a, M>,
-        key: Option<&'k Endpoint<M>>,
-        timeout: Option<Duration>,
-        at: &'static Location<'static>,
+        ask: Ask<'a, 'k, M>,
         start: Instant,
         check: CheckFut<'a, M>,
     },
@@ -629,7 +627,7 @@ fn acquire<'a: 'k, 'k, M: Manager>(
     timeout: Option<Duration>,
     at: &'static Location<'static>,
 ) -> Acquire<'a, 'k, M> {
-    Acquire { state: AcquireState::Start { pool, key, timeout, at } }
+    Acquire { state: AcquireState::Start(Ask { pool, key, timeout, at }) }
 }
 
 impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
@@ -638,128 +636,159 @@ impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         loop {
-            match std::mem::replace(&mut this.state, AcquireState::Done) {
-                AcquireState::Start { pool, key, timeout, at } => {
+            let step = match std::mem::replace(&mut this.state, AcquireState::Done) {
+                AcquireState::Start(ask) => {
                     // Yield first if the task is out of cooperative budget,
                     // so it never has to yield while holding a connection.
                     match tokio::task::coop::poll_proceed(cx) {
                         Poll::Ready(restore) => restore.made_progress(),
                         Poll::Pending => {
-                            this.state = AcquireState::Start { pool, key, timeout, at };
+                            this.state = AcquireState::Start(ask);
                             return Poll::Pending;
                         }
                     }
-                    match fast(pool, key, timeout, at, cx) {
-                        Fast::Done(result) => return Poll::Ready(result),
-                        Fast::Slow(pool, SlowFrom { step: Some(Step::Wait(waiter)), start, .. }) => {
-                            let waiter = Queued { pool: pool.share(), waiter: Some(waiter) };
-                            this.state = AcquireState::Waiting { pool, key, timeout, at, start, waiter };
-                        }
-                        Fast::Slow(pool, from) => this.state = slow(pool, key, timeout, at, from),
-                        Fast::Checking(pool, check, start) => {
-                            this.state = AcquireState::Checking { pool, key, timeout, at, start, check };
-                            return Poll::Pending;
-                        }
-                    }
+                    fast(ask, cx)
                 }
-                AcquireState::Waiting { pool, key, timeout, at, start, mut waiter } => {
-                    let inner = pool.inner();
+                AcquireState::Waiting { ask, start, mut waiter } => {
                     let Poll::Ready(grant) = std::pin::Pin::new(&mut waiter).poll(cx) else {
-                        this.state = AcquireState::Waiting { pool, key, timeout, at, start, waiter };
+                        this.state = AcquireState::Waiting { ask, start, waiter };
                         return Poll::Pending;
                     };
-                    let now = Instant::now();
-                    let from = |step| SlowFrom { step, start, waited: true };
-                    match grant {
-                        Grant::TimedOut(status) => {
-                            let e = Error::timeout(Phase::Wait, None, now - start, status);
-                            inner.record_outcome(key, &Err::<(), _>(&e));
-                            return Poll::Ready(Err(e));
-                        }
-                        Grant::Closed => {
-                            let e = Error::closed();
-                            inner.record_outcome(key, &Err::<(), _>(&e));
-                            return Poll::Ready(Err(e));
-                        }
-                        Grant::Create => {
-                            let idx = match (key, &inner.default) {
-                                (Some(k), _) => inner.core.endpoint_index(k),
-                                (None, Some((_, idx))) => *idx,
-                                (None, None) => unreachable!("queued without an endpoint"),
-                            };
-                            this.state = slow(pool, key, timeout, at, from(Some(Step::Create(idx))));
-                        }
-                        Grant::Conn(conn) => {
-                            if inner.core.is_closed() {
-                                inner.give_back(conn, false);
-                                let e = Error::closed();
-                                inner.record_outcome(key, &Err::<(), _>(&e));
-                                return Poll::Ready(Err(e));
-                            }
-                            if conn.expires.is_some_and(|e| now.into_std() >= e) {
-                                // Expired while this task was being woken:
-                                // never hand it out; carry on in the slow path.
-                                let mut out = Vec::new();
-                                inner.core.discard(conn, DisposeReason::Lifetime, &mut out);
-                                inner.dispose_all(out);
-                                this.state = slow(pool, key, timeout, at, from(None));
-                                continue;
-                            }
-                            match hand_out(pool, key, timeout, at, conn, start, Some(now - start), cx) {
-                                Fast::Done(result) => return Poll::Ready(result),
-                                Fast::Slow(pool, from) => this.state = slow(pool, key, timeout, at, from),
-                                Fast::Checking(pool, check, _) => {
-                                    this.state = AcquireState::Checking { pool, key, timeout, at, start, check };
-                                    return Poll::Pending;
-                                }
-                            }
-                        }
-                    }
+                    granted(ask, start, grant, cx)
                 }
-                AcquireState::Checking { pool, key, timeout, at, start, mut check } => {
+                AcquireState::Checking { ask, start, mut check } => {
                     let Poll::Ready(done) = check.as_mut().poll(cx) else {
-                        this.state = AcquireState::Checking { pool, key, timeout, at, start, check };
+                        this.state = AcquireState::Checking { ask, start, check };
                         return Poll::Pending;
                     };
-                    match checked(pool, key, at, start, done, cx) {
-                        Fast::Done(result) => return Poll::Ready(result),
-                        Fast::Slow(pool, from) => this.state = slow(pool, key, timeout, at, from),
-                        Fast::Checking(..) => unreachable!("a finished check starts no other"),
-                    }
+                    checked(ask, start, done, cx)
                 }
                 AcquireState::Slow(mut fut) => {
-                    return match fut.as_mut().poll(cx) {
-                        Poll::Ready(r) => Poll::Ready(r),
-                        Poll::Pending => {
-                            this.state = AcquireState::Slow(fut);
-                            Poll::Pending
-                        }
-                    };
+                    let polled = fut.as_mut().poll(cx);
+                    if polled.is_pending() {
+                        this.state = AcquireState::Slow(fut);
+                    }
+                    return polled;
                 }
                 AcquireState::Done => panic!("acquire future polled after completion"),
+            };
+            // Where the synchronous step left the acquire: finished, pending
+            // on a check it started, or in a state to poll at once.
+            match step {
+                Fast::Done(result) => return Poll::Ready(result),
+                Fast::Slow(ask, SlowFrom { step: Some(Step::Wait(waiter)), start, .. }) => {
+                    let waiter = Queued { pool: ask.pool.share(), waiter: Some(waiter) };
+                    this.state = AcquireState::Waiting { ask, start, waiter };
+                }
+                Fast::Slow(ask, from) => this.state = slow(ask, from),
+                Fast::Checking(ask, start, check) => {
+                    this.state = AcquireState::Checking { ask, start, check };
+                    return Poll::Pending;
+                }
             }
         }
     }
 }
 
 /// Boxes the async slow path, continuing from `from`.
-fn slow<'a: 'k, 'k, M: Manager>(
-    pool: PoolRef<'a, M>,
-    key: Option<&'k Endpoint<M>>,
-    timeout: Option<Duration>,
-    at: &'static Location<'static>,
-    from: SlowFrom<M>,
-) -> AcquireState<'a, 'k, M> {
+fn slow<'a: 'k, 'k, M: Manager>(ask: Ask<'a, 'k, M>, from: SlowFrom<M>) -> AcquireState<'a, 'k, M> {
+    let Ask { pool, key, timeout, at } = ask;
     let req = Request { key, timeout, at, start: from.start, waited: from.waited };
     AcquireState::Slow(Box::pin(acquire_slow(pool, req, from.step)))
 }
 
-enum Fast<'a, M: Manager> {
+/// Where a synchronous step of [`Acquire`] left it.
+enum Fast<'a, 'k, M: Manager> {
     Done(AcquireResult<'a, M>),
-    /// Take the slow path, from this step if one was taken already.
-    Slow(PoolRef<'a, M>, SlowFrom<M>),
+    /// Take the slow path, from this step if one was taken already (a
+    /// `Step::Wait` is polled inline instead).
+    Slow(Ask<'a, 'k, M>, SlowFrom<M>),
     /// A health check is under way (polled once, pending); the acquire's start.
-    Checking(PoolRef<'a, M>, CheckFut<'a, M>, Instant),
+    Checking(Ask<'a, 'k, M>, Instant, CheckFut<'a, M>),
+}
+
+/// Where the slow path starts.
+struct SlowFrom<M: Manager> {
+    /// The step already taken, if any.
+    step: Option<CoreStep<M>>,
+    start: Instant,
+    /// The caller waited in line already (so its wait is not zero).
+    waited: bool,
+}
+
+impl<M: Manager> SlowFrom<M> {
+    fn new(step: Option<CoreStep<M>>, start: Instant, waited: bool) -> Self {
+        Self { step, start, waited }
+    }
+}
+
+/// The synchronous fast path; see [`Acquire`].
+fn fast<'a, 'k, M: Manager>(ask: Ask<'a, 'k, M>, cx: &mut Context<'_>) -> Fast<'a, 'k, M> {
+    let start = Instant::now();
+    let inner = ask.pool.inner();
+    if cfg!(feature = "tracing-spans") || !inner.hooks.all_ready() {
+        return Fast::Slow(ask, SlowFrom::new(None, start, false));
+    }
+    let core = &inner.core;
+    let mut out = Vec::new();
+    let deadline = ask.timeout.map(|t| (start + t).into_std());
+    let step = match (ask.key, &inner.default) {
+        (Some(k), _) => core.acquire(k, start.into_std(), deadline, &mut out),
+        (None, Some((_, idx))) => core.acquire_index(*idx, start.into_std(), deadline, &mut out),
+        (None, None) => return Fast::Slow(ask, SlowFrom::new(None, start, false)),
+    };
+    inner.dispose_all(out);
+    match step {
+        Step::Ready(conn) => hand_out(ask, conn, start, None, cx),
+        Step::Wait(waiter) => {
+            if deadline.is_some() {
+                inner.ensure_wait_timer();
+            }
+            Fast::Slow(ask, SlowFrom::new(Some(Step::Wait(waiter)), start, false))
+        }
+        step => Fast::Slow(ask, SlowFrom::new(Some(step), start, false)),
+    }
+}
+
+/// Goes on from a grant to a queued acquire.
+fn granted<'a, 'k, M: Manager>(
+    ask: Ask<'a, 'k, M>,
+    start: Instant,
+    grant: Grant<Endpoint<M>, Connection<M>>,
+    cx: &mut Context<'_>,
+) -> Fast<'a, 'k, M> {
+    let inner = ask.pool.inner();
+    let now = Instant::now();
+    let failed = |e: Error<MError<M>>| {
+        inner.record_outcome(ask.key, &Err::<(), _>(&e));
+        Err(e)
+    };
+    let conn = match grant {
+        Grant::TimedOut(status) => return Fast::Done(failed(Error::timeout(Phase::Wait, None, now - start, status))),
+        Grant::Closed => return Fast::Done(failed(Error::closed())),
+        Grant::Create => {
+            let idx = match (ask.key, &inner.default) {
+                (Some(k), _) => inner.core.endpoint_index(k),
+                (None, Some((_, idx))) => *idx,
+                (None, None) => unreachable!("queued without an endpoint"),
+            };
+            return Fast::Slow(ask, SlowFrom::new(Some(Step::Create(idx)), start, true));
+        }
+        Grant::Conn(conn) => conn,
+    };
+    if inner.core.is_closed() {
+        inner.give_back(conn, false);
+        return Fast::Done(failed(Error::closed()));
+    }
+    if conn.expires.is_some_and(|e| now.into_std() >= e) {
+        // Expired while this task was being woken: never hand it out;
+        // carry on in the slow path.
+        let mut out = Vec::new();
+        inner.core.discard(conn, DisposeReason::Lifetime, &mut out);
+        inner.dispose_all(out);
+        return Fast::Slow(ask, SlowFrom::new(None, start, true));
+    }
+    hand_out(ask, conn, start, Some(now - start), cx)
 }
 
 /// A health check started by the fast path, boxed with the connection it
@@ -785,20 +814,18 @@ fn start_check<M: Manager>(inner: &Arc<Inner<M>>, conn: CoreConn<M>, deadline: O
 /// or, if it was dead, disposes it and fails (an error from the check) or
 /// carries on in the slow path (a plain `false`). The same outcomes as the
 /// slow path's `prepare`.
-fn checked<'a, M: Manager>(
-    pool: PoolRef<'a, M>,
-    key: Option<&Endpoint<M>>,
-    at: &'static Location<'static>,
+fn checked<'a, 'k, M: Manager>(
+    ask: Ask<'a, 'k, M>,
     start: Instant,
     (mut conn, result): (CoreConn<M>, Timed<Result<bool, MError<M>>>),
     cx: &mut Context<'_>,
-) -> Fast<'a, M> {
-    let inner = pool.inner();
+) -> Fast<'a, 'k, M> {
+    let inner = ask.pool.inner();
     let failure = match result {
         Timed::Done(Ok(true)) => {
             conn.suspect = false;
             // The check is part of the acquire's wait.
-            return give_out(pool, key, at, conn, start, Some(start.elapsed()), cx);
+            return give_out(ask, conn, start, Some(start.elapsed()), cx);
         }
         Timed::Done(Ok(false)) => None,
         Timed::Done(Err(e)) => Some(Error::backend_error(Phase::Check, e)),
@@ -811,79 +838,26 @@ fn checked<'a, M: Manager>(
     inner.dead(&mut Holder { inner, conn: Some(conn), state: Use::Preparing });
     match failure {
         Some(e) => {
-            inner.record_outcome(key, &Err::<(), _>(&e));
+            inner.record_outcome(ask.key, &Err::<(), _>(&e));
             Fast::Done(Err(e))
         }
-        None => Fast::Slow(pool, SlowFrom { step: None, start, waited: true }),
-    }
-}
-
-/// Where the slow path starts.
-struct SlowFrom<M: Manager> {
-    /// The step already taken, if any.
-    step: Option<CoreStep<M>>,
-    start: Instant,
-    /// The caller waited in line already (so its wait is not zero).
-    waited: bool,
-}
-
-impl<M: Manager> SlowFrom<M> {
-    fn new(step: Option<CoreStep<M>>, start: Instant) -> Self {
-        Self { step, start, waited: false }
-    }
-}
-
-/// The synchronous fast path; see [`Acquire`].
-fn fast<'a, M: Manager>(
-    pool: PoolRef<'a, M>,
-    key: Option<&Endpoint<M>>,
-    timeout: Option<Duration>,
-    at: &'static Location<'static>,
-    cx: &mut Context<'_>,
-) -> Fast<'a, M> {
-    let start = Instant::now();
-    let inner = pool.inner();
-    if cfg!(feature = "tracing-spans") || !inner.hooks.all_ready() {
-        return Fast::Slow(pool, SlowFrom::new(None, start));
-    }
-    let core = &inner.core;
-    let mut out = Vec::new();
-    let deadline = timeout.map(|t| (start + t).into_std());
-    let step = match (key, &inner.default) {
-        (Some(k), _) => core.acquire(k, start.into_std(), deadline, &mut out),
-        (None, Some((_, idx))) => core.acquire_index(*idx, start.into_std(), deadline, &mut out),
-        (None, None) => return Fast::Slow(pool, SlowFrom::new(None, start)),
-    };
-    inner.dispose_all(out);
-    match step {
-        Step::Ready(conn) => hand_out(pool, key, timeout, at, conn, start, None, cx),
-        Step::Wait(waiter) => {
-            if deadline.is_some() {
-                inner.ensure_wait_timer();
-            }
-            Fast::Slow(pool, SlowFrom::new(Some(Step::Wait(waiter)), start))
-        }
-        step => Fast::Slow(pool, SlowFrom::new(Some(step), start)),
+        None => Fast::Slow(ask, SlowFrom::new(None, start, true)),
     }
 }
 
 /// Hands out a connection synchronously when the hooks finish at once: runs
 /// a pending `on_release`, then the health check if one is due (started
-/// here and, if it does not finish at once, continued by the caller in
+/// here and, if it does not finish at once, continued in
 /// [`AcquireState::Checking`]), then `on_acquire`. `waited` is the time spent
 /// in line (`None`: served at once, a zero wait not recorded).
-#[allow(clippy::too_many_arguments, reason = "the acquire's context, passed along as is")]
-fn hand_out<'a, M: Manager>(
-    pool: PoolRef<'a, M>,
-    key: Option<&Endpoint<M>>,
-    timeout: Option<Duration>,
-    at: &'static Location<'static>,
+fn hand_out<'a, 'k, M: Manager>(
+    ask: Ask<'a, 'k, M>,
     mut conn: CoreConn<M>,
     start: Instant,
     waited: Option<Duration>,
     cx: &mut Context<'_>,
-) -> Fast<'a, M> {
-    let inner = pool.inner();
+) -> Fast<'a, 'k, M> {
+    let inner = ask.pool.inner();
     let core = &inner.core;
     let now = waited.map_or(start, |w| start + w);
     // Both hooks return `std::future::Ready`: one poll finishes them.
@@ -901,34 +875,33 @@ fn hand_out<'a, M: Manager>(
                 let mut out = Vec::new();
                 core.discard(conn, DisposeReason::Broken, &mut out);
                 inner.dispose_all(out);
-                return Fast::Slow(pool, SlowFrom { step: None, start, waited: waited.is_some() });
+                return Fast::Slow(ask, SlowFrom::new(None, start, waited.is_some()));
             }
         }
     }
     if needs_check(&core.config, &conn, now, false) {
-        let PoolRef::Borrowed(inner) = pool else {
+        let PoolRef::Borrowed(inner) = ask.pool else {
             // An owned pool cannot lend its `Inner` to a boxed check.
-            return Fast::Slow(pool, SlowFrom { step: Some(Step::Ready(conn)), start, waited: waited.is_some() });
+            return Fast::Slow(ask, SlowFrom::new(Some(Step::Ready(conn)), start, waited.is_some()));
         };
-        let mut check = start_check(inner, conn, timeout.map(|t| start + t));
+        let mut check = start_check(inner, conn, ask.timeout.map(|t| start + t));
         return match check.as_mut().poll(cx) {
-            Poll::Ready(done) => checked(pool, key, at, start, done, cx),
-            Poll::Pending => Fast::Checking(pool, check, start),
+            Poll::Ready(done) => checked(ask, start, done, cx),
+            Poll::Pending => Fast::Checking(ask, start, check),
         };
     }
-    give_out(pool, key, at, conn, start, waited, cx)
+    give_out(ask, conn, start, waited, cx)
 }
 
 /// Runs `on_acquire` (known to finish at once) and makes the guard.
-fn give_out<'a, M: Manager>(
-    pool: PoolRef<'a, M>,
-    key: Option<&Endpoint<M>>,
-    at: &'static Location<'static>,
+fn give_out<'a, 'k, M: Manager>(
+    ask: Ask<'a, 'k, M>,
     mut conn: CoreConn<M>,
     start: Instant,
     waited: Option<Duration>,
     cx: &mut Context<'_>,
-) -> Fast<'a, M> {
+) -> Fast<'a, 'k, M> {
+    let Ask { pool, key, at, .. } = ask;
     let inner = pool.inner();
     let now = waited.map_or(start, |w| start + w);
     let ConnBody { ep, raw, .. } = &mut *conn;
