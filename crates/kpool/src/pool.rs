@@ -579,6 +579,12 @@ enum AcquireState<'a, 'k, M: Manager> {
         start: Instant,
         check: CheckFut<'a, M>,
     },
+    /// A create the fast path started that did not finish at once.
+    Creating {
+        ask: Ask<'a, 'k, M>,
+        start: Instant,
+        create: CreateFut<'k, M>,
+    },
     Slow(std::pin::Pin<Box<dyn Future<Output = AcquireResult<'a, M>> + Send + 'k>>),
     Done,
 }
@@ -663,6 +669,13 @@ impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
                     };
                     checked(ask, start, done, cx)
                 }
+                AcquireState::Creating { ask, start, mut create } => {
+                    let Poll::Ready(done) = create.as_mut().poll(cx) else {
+                        this.state = AcquireState::Creating { ask, start, create };
+                        return Poll::Pending;
+                    };
+                    created(ask, start, done, cx)
+                }
                 AcquireState::Slow(mut fut) => {
                     let polled = fut.as_mut().poll(cx);
                     if polled.is_pending() {
@@ -685,6 +698,10 @@ impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
                     this.state = AcquireState::Checking { ask, start, check };
                     return Poll::Pending;
                 }
+                Fast::Creating(ask, start, create) => {
+                    this.state = AcquireState::Creating { ask, start, create };
+                    return Poll::Pending;
+                }
             }
         }
     }
@@ -694,7 +711,7 @@ impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
 fn slow<'a: 'k, 'k, M: Manager>(ask: Ask<'a, 'k, M>, from: SlowFrom<M>) -> AcquireState<'a, 'k, M> {
     let Ask { pool, key, timeout, at } = ask;
     let req = Request { key, timeout, at, start: from.start, waited: from.waited };
-    AcquireState::Slow(Box::pin(acquire_slow(pool, req, from.step)))
+    AcquireState::Slow(Box::pin(acquire_slow(pool, req, from.step, from.failed_create)))
 }
 
 /// Where a synchronous step of [`Acquire`] left it.
@@ -705,6 +722,8 @@ enum Fast<'a, 'k, M: Manager> {
     Slow(Ask<'a, 'k, M>, SlowFrom<M>),
     /// A health check is under way (polled once, pending); the acquire's start.
     Checking(Ask<'a, 'k, M>, Instant, CheckFut<'a, M>),
+    /// A create is under way (polled once, pending); the acquire's start.
+    Creating(Ask<'a, 'k, M>, Instant, CreateFut<'k, M>),
 }
 
 /// Where the slow path starts.
@@ -714,16 +733,19 @@ struct SlowFrom<M: Manager> {
     start: Instant,
     /// The caller waited in line already (so its wait is not zero).
     waited: bool,
+    /// A create started by the fast path failed with this: the slow path
+    /// goes on with its retry policy.
+    failed_create: Option<Error<MError<M>>>,
 }
 
 impl<M: Manager> SlowFrom<M> {
     fn new(step: Option<CoreStep<M>>, start: Instant, waited: bool) -> Self {
-        Self { step, start, waited }
+        Self { step, start, waited, failed_create: None }
     }
 }
 
 /// The synchronous fast path; see [`Acquire`].
-fn fast<'a, 'k, M: Manager>(ask: Ask<'a, 'k, M>, cx: &mut Context<'_>) -> Fast<'a, 'k, M> {
+fn fast<'a: 'k, 'k, M: Manager>(ask: Ask<'a, 'k, M>, cx: &mut Context<'_>) -> Fast<'a, 'k, M> {
     let start = Instant::now();
     let inner = ask.pool.inner();
     if cfg!(feature = "tracing-spans") || !inner.hooks.all_ready() {
@@ -740,6 +762,7 @@ fn fast<'a, 'k, M: Manager>(ask: Ask<'a, 'k, M>, cx: &mut Context<'_>) -> Fast<'
     inner.dispose_all(out);
     match step {
         Step::Ready(conn) => hand_out(ask, conn, start, None, cx),
+        Step::Create(idx) => create_now(ask, idx, start, cx),
         Step::Wait(waiter) => {
             if deadline.is_some() {
                 inner.ensure_wait_timer();
@@ -751,7 +774,7 @@ fn fast<'a, 'k, M: Manager>(ask: Ask<'a, 'k, M>, cx: &mut Context<'_>) -> Fast<'
 }
 
 /// Goes on from a grant to a queued acquire.
-fn granted<'a, 'k, M: Manager>(
+fn granted<'a: 'k, 'k, M: Manager>(
     ask: Ask<'a, 'k, M>,
     start: Instant,
     grant: Grant<Endpoint<M>, Connection<M>>,
@@ -772,7 +795,7 @@ fn granted<'a, 'k, M: Manager>(
                 (None, Some((_, idx))) => *idx,
                 (None, None) => unreachable!("queued without an endpoint"),
             };
-            return Fast::Slow(ask, SlowFrom::new(Some(Step::Create(idx)), start, true));
+            return create_now(ask, idx, start, cx);
         }
         Grant::Conn(conn) => conn,
     };
@@ -789,6 +812,50 @@ fn granted<'a, 'k, M: Manager>(
         return Fast::Slow(ask, SlowFrom::new(None, start, true));
     }
     hand_out(ask, conn, start, Some(now - start), cx)
+}
+
+/// A create started by the fast path, in a small boxed future (it frees its
+/// reservation if dropped unfinished, like the slow path's).
+type CreateFut<'k, M> = std::pin::Pin<Box<dyn Future<Output = Result<CoreConn<M>, Error<MError<M>>>> + Send + 'k>>;
+
+/// Creates into the room the core reserved at `idx`: started here and, if it
+/// does not finish at once, continued in [`AcquireState::Creating`].
+fn create_now<'a: 'k, 'k, M: Manager>(
+    ask: Ask<'a, 'k, M>,
+    idx: usize,
+    start: Instant,
+    cx: &mut Context<'_>,
+) -> Fast<'a, 'k, M> {
+    let PoolRef::Borrowed(inner) = ask.pool else {
+        // An owned pool cannot lend its `Inner` to a boxed create.
+        return Fast::Slow(ask, SlowFrom::new(Some(Step::Create(idx)), start, false));
+    };
+    let key = match (ask.key, &inner.default) {
+        (Some(k), _) => k,
+        (None, Some((k, _))) => k,
+        (None, None) => unreachable!("room reserved without an endpoint"),
+    };
+    let mut create: CreateFut<'k, M> = Box::pin(inner.create_reserved(idx, key, ask.timeout.map(|t| start + t)));
+    match create.as_mut().poll(cx) {
+        Poll::Ready(done) => created(ask, start, done, cx),
+        Poll::Pending => Fast::Creating(ask, start, create),
+    }
+}
+
+/// Goes on from a finished fast-path create: hands the fresh connection out
+/// (no health check), or lets the slow path apply the retry policy to the
+/// error.
+fn created<'a, 'k, M: Manager>(
+    ask: Ask<'a, 'k, M>,
+    start: Instant,
+    done: Result<CoreConn<M>, Error<MError<M>>>,
+    cx: &mut Context<'_>,
+) -> Fast<'a, 'k, M> {
+    match done {
+        // Creating is part of the acquire's wait.
+        Ok(conn) => give_out(ask, conn, start, Some(start.elapsed()), cx),
+        Err(e) => Fast::Slow(ask, SlowFrom { step: None, start, waited: true, failed_create: Some(e) }),
+    }
 }
 
 /// A health check started by the fast path, boxed with the connection it
@@ -970,6 +1037,7 @@ async fn acquire_slow<'a, M: Manager>(
     pool: PoolRef<'a, M>,
     req: Request<'_, Endpoint<M>>,
     first: Option<CoreStep<M>>,
+    failed_create: Option<Error<MError<M>>>,
 ) -> AcquireResult<'a, M> {
     let key = req.key;
     // The borrowed case (every `get` but `get_owned*`) needs no Arc clone.
@@ -983,7 +1051,7 @@ async fn acquire_slow<'a, M: Manager>(
     };
     #[cfg(feature = "tracing-spans")]
     let span = tracing::debug_span!("kpool.acquire", endpoint = ?key, at = %req.at);
-    let fut = acquire_inner(inner, pool, req, first);
+    let fut = acquire_inner(inner, pool, req, first, failed_create);
     #[cfg(feature = "tracing-spans")]
     let fut = tracing::Instrument::instrument(fut, span);
     let result = fut.await;
@@ -999,6 +1067,7 @@ async fn acquire_inner<'a, M: Manager>(
     pool: PoolRef<'a, M>,
     req: Request<'_, Endpoint<M>>,
     mut first_step: Option<CoreStep<M>>,
+    failed_create: Option<Error<MError<M>>>,
 ) -> Result<Pooled<'a, M>, Error<MError<M>>> {
     let Request { key, timeout, at, start, waited } = req;
     let core = &inner.core;
@@ -1016,6 +1085,12 @@ async fn acquire_inner<'a, M: Manager>(
     // Served at once from an idle connection, with no I/O: recorded as a
     // zero wait without a second clock read.
     let mut immediate = !waited;
+    if let Some(e) = failed_create {
+        // The fast path's create failed: retry (after the backoff) or fail.
+        immediate = false;
+        create_failed(inner, e, key, deadline, &mut last_err, &mut failures, start).await?;
+        now = Instant::now();
+    }
     loop {
         let mut out = Vec::new();
         let step = match first_step.take() {
@@ -1208,39 +1283,54 @@ async fn create_step<M: Manager>(
     match inner.create_reserved(idx, key, deadline).await {
         Ok(conn) => Ok(Some(conn)),
         Err(e) => {
-            let deadline_hit = e.is_timeout() && deadline.is_some_and(|d| Instant::now() >= d);
-            if deadline_hit || matches!(e.kind(), ErrorKind::Panic(_) | ErrorKind::Closed) {
-                let mut e = e;
-                if deadline_hit {
-                    e = Error::timeout(Phase::Create, last_err.take(), start.elapsed(), inner.status_of(key));
-                }
-                return Err(e);
-            }
-            if e.backend().is_some_and(|b| !inner.manager.is_transient(b)) {
-                return Err(e);
-            }
-            *failures += 1;
-            let timed_out = e.is_timeout();
-            if let Some(b) = e.into_backend() {
-                *last_err = Some(b);
-            }
-            if *failures > inner.core.config.retry_limit {
-                return Err(match last_err.take() {
-                    Some(b) if !timed_out => Error::backend_error(Phase::Create, b),
-                    last => Error::timeout(Phase::Create, last, start.elapsed(), inner.status_of(key)),
-                });
-            }
-            let wake_at = Instant::now() + backoff(inner.core.config.retry_delay, *failures);
-            // The backoff timer is boxed: retries are rare, and inline it
-            // would grow the acquire's slow-path future for every call.
-            if deadline.is_some_and(|d| wake_at >= d) {
-                Box::pin(tokio::time::sleep_until(deadline.expect("checked"))).await;
-                return Err(Error::timeout(Phase::Create, last_err.take(), start.elapsed(), inner.status_of(key)));
-            }
-            Box::pin(tokio::time::sleep_until(wake_at)).await;
+            create_failed(inner, e, key, deadline, last_err, failures, start).await?;
             Ok(None)
         }
     }
+}
+
+/// The retry policy after a failed create: `Ok` once the backoff has passed
+/// (retry the whole acquire), or the error to return.
+async fn create_failed<M: Manager>(
+    inner: &Arc<Inner<M>>,
+    e: Error<MError<M>>,
+    key: &Endpoint<M>,
+    deadline: Option<Instant>,
+    last_err: &mut Option<MError<M>>,
+    failures: &mut u32,
+    start: Instant,
+) -> Result<(), Error<MError<M>>> {
+    let deadline_hit = e.is_timeout() && deadline.is_some_and(|d| Instant::now() >= d);
+    if deadline_hit || matches!(e.kind(), ErrorKind::Panic(_) | ErrorKind::Closed) {
+        let mut e = e;
+        if deadline_hit {
+            e = Error::timeout(Phase::Create, last_err.take(), start.elapsed(), inner.status_of(key));
+        }
+        return Err(e);
+    }
+    if e.backend().is_some_and(|b| !inner.manager.is_transient(b)) {
+        return Err(e);
+    }
+    *failures += 1;
+    let timed_out = e.is_timeout();
+    if let Some(b) = e.into_backend() {
+        *last_err = Some(b);
+    }
+    if *failures > inner.core.config.retry_limit {
+        return Err(match last_err.take() {
+            Some(b) if !timed_out => Error::backend_error(Phase::Create, b),
+            last => Error::timeout(Phase::Create, last, start.elapsed(), inner.status_of(key)),
+        });
+    }
+    let wake_at = Instant::now() + backoff(inner.core.config.retry_delay, *failures);
+    // The backoff timer is boxed: retries are rare, and inline it would grow
+    // the acquire's slow-path future for every call.
+    if deadline.is_some_and(|d| wake_at >= d) {
+        Box::pin(tokio::time::sleep_until(deadline.expect("checked"))).await;
+        return Err(Error::timeout(Phase::Create, last_err.take(), start.elapsed(), inner.status_of(key)));
+    }
+    Box::pin(tokio::time::sleep_until(wake_at)).await;
+    Ok(())
 }
 
 /// The outcome of a manager future run with a deadline and panic catching.

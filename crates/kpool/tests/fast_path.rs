@@ -44,16 +44,21 @@ impl kpool::Manager for ReadyHooks {
 /// A pool that checks every reuse (no bypass window), with one connection
 /// made and returned, so the next acquire reuses it through a check.
 async fn pool_with_one_idle() -> (Pool<ReadyHooks>, Arc<Mgr>, u64) {
+    pool_with_one_idle_and(|b| b).await
+}
+
+async fn pool_with_one_idle_and(
+    tweak: impl FnOnce(kpool::Builder<ReadyHooks>) -> kpool::Builder<ReadyHooks>,
+) -> (Pool<ReadyHooks>, Arc<Mgr>, u64) {
     let mgr = Arc::new(Mgr::new());
-    let pool = Pool::builder(ReadyHooks(mgr.clone()))
+    let builder = Pool::builder(ReadyHooks(mgr.clone()))
         .endpoint("a")
         .max_size(2)
         .min_idle(0)
         .validation_bypass(Duration::ZERO)
         .acquire_timeout(Some(Duration::from_secs(5)))
-        .retry_limit(0)
-        .build()
-        .unwrap();
+        .retry_limit(0);
+    let pool = tweak(builder).build().unwrap();
     // The pool learns that the hooks finish at once by running each through
     // the slow path once: on_acquire on the first acquire, on_release on the
     // second.
@@ -156,4 +161,78 @@ async fn an_owned_acquire_checks_through_the_slow_path() {
     let conn = pool.get_owned().await.unwrap();
     assert_ne!(conn.id, id);
     assert_eq!(mgr.checks(), 1);
+}
+
+// Creates started by the fast path: the pool holds one connection (held by
+// the test), so the next acquire reserves room and creates.
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_create_is_awaited_by_the_acquire() {
+    let (pool, mgr, id) = pool_with_one_idle().await;
+    let held = pool.get().await.unwrap();
+    assert_eq!(held.id, id);
+    mgr.set(|s| s.create = Fault::Slow(Duration::from_secs(1)));
+    let start = tokio::time::Instant::now();
+    let fresh = pool.get().await.unwrap();
+    assert_ne!(fresh.id, id);
+    assert_eq!(start.elapsed(), Duration::from_secs(1));
+    assert_eq!(pool.metrics().pool.acquire_wait.max, Duration::from_secs(1), "creating counts as waiting");
+    assert_eq!(mgr.checks(), 1, "a fresh connection is not checked");
+    assert_eq!(pool.status().pool.total, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_create_is_retried_with_the_pools_policy() {
+    let (pool, mgr, _) = pool_with_one_idle_and(|b| b.retry_limit(1).retry_delay(Duration::from_secs(1))).await;
+    let _held = pool.get().await.unwrap();
+    mgr.set(|s| s.create = Fault::Fail);
+    let start = tokio::time::Instant::now();
+    let ((), got) = tokio::join!(
+        async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            mgr.set(|s| s.create = Fault::Ok); // the retry succeeds
+        },
+        pool.get()
+    );
+    assert!(got.is_ok());
+    assert_eq!(start.elapsed(), Duration::from_secs(1), "one backoff");
+    assert_eq!(pool.counters().create_failures, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_create_without_retries_is_the_callers_error_and_frees_the_room() {
+    let (pool, mgr, _) = pool_with_one_idle().await;
+    let _held = pool.get().await.unwrap();
+    mgr.set(|s| s.create = Fault::Fail);
+    let err = pool.get().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Backend(Phase::Create), "{err}");
+    assert_eq!(pool.status().pool.total, 1, "the reservation was freed");
+    mgr.set(|s| s.create = Fault::Panic);
+    let err = pool.get().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Panic(Phase::Create), "{err}");
+    assert_eq!(pool.status().pool.total, 1);
+    mgr.set(|s| s.create = Fault::Ok);
+    assert!(pool.get().await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_past_the_deadline_times_out() {
+    let (pool, mgr, _) = pool_with_one_idle().await;
+    let _held = pool.get().await.unwrap();
+    mgr.set(|s| s.create = Fault::Hang);
+    let err = pool.get_timeout(Duration::from_secs(2)).await.unwrap_err();
+    assert!(err.is_timeout(), "{err}");
+    assert_eq!(pool.status().pool.total, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_acquire_dropped_during_its_create_frees_the_room() {
+    let (pool, mgr, _) = pool_with_one_idle().await;
+    let _held = pool.get().await.unwrap();
+    mgr.set(|s| s.create = Fault::Hang);
+    assert!(tokio::time::timeout(Duration::from_secs(1), pool.get()).await.is_err());
+    assert_eq!(pool.status().pool.total, 1, "the reservation was freed");
+    assert_eq!(pool.status().pool.creating, 0);
+    mgr.set(|s| s.create = Fault::Ok);
+    assert!(pool.get().await.is_ok());
 }
