@@ -667,7 +667,8 @@ impl<'a: 'k, 'k, M: Manager> Future for Acquire<'a, 'k, M> {
                         this.state = AcquireState::Checking { ask, start, check };
                         return Poll::Pending;
                     };
-                    checked(ask, start, done, cx)
+                    // The check took a while: it is part of the acquire's wait.
+                    checked(ask, start, done, Some(start.elapsed()), cx)
                 }
                 AcquireState::Creating { ask, start, mut create } => {
                     let Poll::Ready(done) = create.as_mut().poll(cx) else {
@@ -751,25 +752,39 @@ fn fast<'a: 'k, 'k, M: Manager>(ask: Ask<'a, 'k, M>, cx: &mut Context<'_>) -> Fa
     if cfg!(feature = "tracing-spans") || !inner.hooks.all_ready() {
         return Fast::Slow(ask, SlowFrom::new(None, start, false));
     }
+    take(ask, start, None, cx)
+}
+
+/// Takes a step in the core (at `start + waited`) and goes on with it
+/// synchronously. `waited`: `None` on the first try; after a dead
+/// connection, the time spent so far.
+fn take<'a: 'k, 'k, M: Manager>(
+    ask: Ask<'a, 'k, M>,
+    start: Instant,
+    waited: Option<Duration>,
+    cx: &mut Context<'_>,
+) -> Fast<'a, 'k, M> {
+    let inner = ask.pool.inner();
     let core = &inner.core;
+    let now = waited.map_or(start, |w| start + w).into_std();
     let mut out = Vec::new();
     let deadline = ask.timeout.map(|t| (start + t).into_std());
     let step = match (ask.key, &inner.default) {
-        (Some(k), _) => core.acquire(k, start.into_std(), deadline, &mut out),
-        (None, Some((_, idx))) => core.acquire_index(*idx, start.into_std(), deadline, &mut out),
-        (None, None) => return Fast::Slow(ask, SlowFrom::new(None, start, false)),
+        (Some(k), _) => core.acquire(k, now, deadline, &mut out),
+        (None, Some((_, idx))) => core.acquire_index(*idx, now, deadline, &mut out),
+        (None, None) => return Fast::Slow(ask, SlowFrom::new(None, start, waited.is_some())),
     };
     inner.dispose_all(out);
     match step {
-        Step::Ready(conn) => hand_out(ask, conn, start, None, cx),
+        Step::Ready(conn) => hand_out(ask, conn, start, waited, cx),
         Step::Create(idx) => create_now(ask, idx, start, cx),
         Step::Wait(waiter) => {
             if deadline.is_some() {
                 inner.ensure_wait_timer();
             }
-            Fast::Slow(ask, SlowFrom::new(Some(Step::Wait(waiter)), start, false))
+            Fast::Slow(ask, SlowFrom::new(Some(Step::Wait(waiter)), start, waited.is_some()))
         }
-        step => Fast::Slow(ask, SlowFrom::new(Some(step), start, false)),
+        step => Fast::Slow(ask, SlowFrom::new(Some(step), start, waited.is_some())),
     }
 }
 
@@ -880,19 +895,19 @@ fn start_check<M: Manager>(inner: &Arc<Inner<M>>, conn: CoreConn<M>, deadline: O
 /// Goes on from a finished fast-path health check: hands the connection out,
 /// or, if it was dead, disposes it and fails (an error from the check) or
 /// carries on in the slow path (a plain `false`). The same outcomes as the
-/// slow path's `prepare`.
-fn checked<'a, 'k, M: Manager>(
+/// slow path's `prepare`. `waited` as for [`hand_out`].
+fn checked<'a: 'k, 'k, M: Manager>(
     ask: Ask<'a, 'k, M>,
     start: Instant,
     (mut conn, result): (CoreConn<M>, Timed<Result<bool, MError<M>>>),
+    waited: Option<Duration>,
     cx: &mut Context<'_>,
 ) -> Fast<'a, 'k, M> {
     let inner = ask.pool.inner();
     let failure = match result {
         Timed::Done(Ok(true)) => {
             conn.suspect = false;
-            // The check is part of the acquire's wait.
-            return give_out(ask, conn, start, Some(start.elapsed()), cx);
+            return give_out(ask, conn, start, waited, cx);
         }
         Timed::Done(Ok(false)) => None,
         Timed::Done(Err(e)) => Some(Error::backend_error(Phase::Check, e)),
@@ -908,7 +923,8 @@ fn checked<'a, 'k, M: Manager>(
             inner.record_outcome(ask.key, &Err::<(), _>(&e));
             Fast::Done(Err(e))
         }
-        None => Fast::Slow(ask, SlowFrom::new(None, start, true)),
+        // Dead: try the next connection (or room to create) at once.
+        None => take(ask, start, Some(start.elapsed()), cx),
     }
 }
 
@@ -917,7 +933,7 @@ fn checked<'a, 'k, M: Manager>(
 /// here and, if it does not finish at once, continued in
 /// [`AcquireState::Checking`]), then `on_acquire`. `waited` is the time spent
 /// in line (`None`: served at once, a zero wait not recorded).
-fn hand_out<'a, 'k, M: Manager>(
+fn hand_out<'a: 'k, 'k, M: Manager>(
     ask: Ask<'a, 'k, M>,
     mut conn: CoreConn<M>,
     start: Instant,
@@ -953,7 +969,9 @@ fn hand_out<'a, 'k, M: Manager>(
         };
         let mut check = start_check(inner, conn, ask.timeout.map(|t| start + t));
         return match check.as_mut().poll(cx) {
-            Poll::Ready(done) => checked(ask, start, done, cx),
+            // Finished within this poll: no clock read to time it (a
+            // synchronous check takes well under a microsecond).
+            Poll::Ready(done) => checked(ask, start, done, waited, cx),
             Poll::Pending => Fast::Checking(ask, start, check),
         };
     }

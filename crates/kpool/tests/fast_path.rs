@@ -94,6 +94,25 @@ async fn a_dead_connection_is_disposed_and_the_acquire_goes_on() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn after_a_dead_connection_the_next_idle_one_is_checked_and_handed_out() {
+    let (pool, mgr, id) = pool_with_one_idle().await;
+    let (a, b) = (pool.get().await.unwrap(), pool.get().await.unwrap());
+    let (a_id, b_id) = (a.id, b.id);
+    assert_eq!(a_id, id);
+    drop(a);
+    drop(b); // extra connections are reused last in, first out: b first
+    settle().await;
+    mgr.checks.store(0, std::sync::atomic::Ordering::SeqCst);
+    mgr.dead.lock().insert(b_id);
+    let conn = pool.get().await.unwrap();
+    assert_eq!(conn.id, a_id, "the other idle connection, not a new one");
+    assert_eq!(mgr.checks(), 2, "both were checked");
+    settle().await;
+    assert_eq!(*mgr.disposed.lock(), vec![b_id]);
+    assert_eq!(mgr.created(), 2, "nothing created");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_failing_check_reaches_the_caller_and_disposes() {
     let (pool, mgr, id) = pool_with_one_idle().await;
     mgr.set(|s| s.check = Fault::Fail);
