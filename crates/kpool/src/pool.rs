@@ -39,6 +39,14 @@ type CoreConn<M> = Conn<Endpoint<M>, Connection<M>>;
 ///
 /// Build one with [`Pool::builder`]. See the [crate docs](crate) for an
 /// example and the rules it follows.
+///
+/// Its background tasks (the one timer that times out every queued acquire,
+/// the optional collector, disposals) run on a tokio runtime: the timer on
+/// that of the first acquire that waits. Use a pool from one runtime at a
+/// time: from one runtime after another (a test suite's) works, as a timer
+/// whose runtime shuts down is restarted by the next waiter; from two
+/// runtimes at once, acquires queued on one time out only while the other is
+/// driven.
 pub struct Pool<M: Manager> {
     inner: Arc<Inner<M>>,
 }
@@ -611,7 +619,13 @@ impl<M: Manager> Future for Queued<'_, M> {
                 self.waiter = None;
                 Poll::Ready(g)
             }
-            None => Poll::Pending,
+            None => {
+                if waiter.has_deadline() {
+                    // The wait timer may have stopped with its runtime.
+                    self.pool.inner().ensure_wait_timer();
+                }
+                Poll::Pending
+            }
         }
     }
 }
@@ -1691,9 +1705,11 @@ impl<M: Manager> Drop for Inner<M> {
 }
 
 /// The wait timer: times out queued waiters at their deadlines (see
-/// [`Core::expire_waiters`]), sleeping until the earliest one. Ends when the
-/// pool closes or is dropped; if its runtime drops it instead, the next wait
-/// with a deadline starts another.
+/// [`Core::expire_waiters`]), sleeping until the earliest one. It runs on the
+/// runtime of the first wait with a deadline and ends when the pool closes or
+/// is dropped. If its runtime drops it instead (a pool used from one runtime
+/// after another, as test suites do), it wakes the waiters left, and the
+/// first of them to be polled starts another timer on its own runtime.
 async fn wait_timer<M: Manager>(weak: std::sync::Weak<Inner<M>>) {
     /// Marks the timer stopped however the task ends.
     struct Running<M: Manager>(std::sync::Weak<Inner<M>>);
@@ -1701,6 +1717,9 @@ async fn wait_timer<M: Manager>(weak: std::sync::Weak<Inner<M>>) {
         fn drop(&mut self) {
             if let Some(inner) = self.0.upgrade() {
                 inner.timer_running.store(false, Ordering::Release);
+                // Waiters on other runtimes would otherwise wait for the next
+                // wait to start a timer: woken, they start one themselves.
+                inner.core.wake_deadline_waiters();
             }
         }
     }

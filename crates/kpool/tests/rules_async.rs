@@ -418,6 +418,37 @@ async fn a_ready_dispose_runs_inline_and_its_panic_is_contained() {
     assert_eq!(pool.status().pool.total, 0);
 }
 
+/// A waiter on one runtime still times out when the runtime that ran the
+/// wait timer shuts down while it waits.
+#[test]
+fn a_waiter_times_out_when_the_timer_runtime_shuts_down_meanwhile() {
+    let pool = builder().max_size(1).build().unwrap();
+    let rt = || tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let first = rt();
+    let held = first.block_on(async {
+        let held = pool.get_owned().await.unwrap();
+        // A wait that starts the wait timer on this runtime, then gives up.
+        assert!(tokio::time::timeout(Duration::from_millis(5), pool.get()).await.is_err());
+        held
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiting = {
+        let pool = pool.clone();
+        std::thread::spawn(move || {
+            let res = rt().block_on(async { pool.get_timeout(Duration::from_millis(300)).await.map(|_| ()) });
+            tx.send(res).unwrap();
+        })
+    };
+    while pool.status().pool.waiting == 0 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    drop(first); // the timer's runtime goes away while the other caller waits
+    let res = rx.recv_timeout(secs(10)).expect("the waiter was timed out, not left hanging");
+    assert!(res.unwrap_err().is_timeout());
+    waiting.join().unwrap();
+    drop(held);
+}
+
 #[tokio::test(start_paused = true)]
 async fn check_error_reaches_the_caller_and_the_connection_is_dead() {
     let pool = builder().build().unwrap();

@@ -198,6 +198,11 @@ impl<K, C> Waiter<K, C> {
     fn in_global(&self) -> bool {
         self.slot.lock().in_global
     }
+
+    /// Whether [`Core::expire_waiters`] times this waiter out.
+    pub(crate) fn has_deadline(&self) -> bool {
+        self.deadline.is_some()
+    }
 }
 
 /// The result of [`Core::acquire`].
@@ -649,6 +654,20 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         }
         st.reserve(idx);
         Some(idx)
+    }
+
+    /// Wakes every queued waiter that has a deadline, granting nothing: the
+    /// wait timer stopped (its runtime shut down), and a woken waiter starts
+    /// another on its own runtime.
+    pub(crate) fn wake_deadline_waiters(&self) {
+        let mut st = self.lock();
+        let mut woken = Vec::new();
+        for ep in &st.eps {
+            for w in ep.waiters.iter().filter(|w| w.has_deadline()) {
+                woken.push(w.slot.lock().wake.take());
+            }
+        }
+        woken.into_iter().for_each(|w| st.defer(w));
     }
 
     /// Wakes the background collector and wait timer (the pool is going away).
