@@ -245,6 +245,9 @@ pub(crate) struct Outcome {
     pub(crate) connect: HistogramSnapshot,
     /// Per endpoint: its label and counters.
     pub(crate) endpoints: Vec<(String, CounterSnapshot)>,
+    /// The pool's own high-water marks (in use, waiting): exact, where the
+    /// samples may miss a short spike.
+    pub(crate) peaks: (usize, usize),
     pub(crate) interval: Duration,
     /// Ctrl-C ended the run before its duration.
     pub(crate) interrupted: bool,
@@ -799,12 +802,14 @@ struct PoolEnd {
     counters: CounterSnapshot,
     connect: HistogramSnapshot,
     endpoints: Vec<(String, CounterSnapshot)>,
+    peaks: (usize, usize),
 }
 
 impl PoolEnd {
     fn new(counters: CounterSnapshot, metrics: kpool::MetricsSnapshot) -> PoolEnd {
+        let peaks = (metrics.pool.peak_in_use, metrics.pool.peak_waiting);
         let endpoints = metrics.endpoints.into_iter().map(|(name, m)| (name, m.counters)).collect();
-        PoolEnd { counters, connect: metrics.pool.creation, endpoints }
+        PoolEnd { counters, connect: metrics.pool.creation, endpoints, peaks }
     }
 }
 
@@ -828,6 +833,7 @@ fn outcome(
         counters: end.counters,
         connect: end.connect,
         endpoints: end.endpoints,
+        peaks: end.peaks,
         interval: plan.interval,
         interrupted: shared.interrupted.load(Ordering::Relaxed),
     }

@@ -306,11 +306,14 @@ impl Report {
             .collect();
 
         let views = out.samples.iter().map(|s| s.view);
+        // In use and waiting from the pool's own high-water marks (a sample
+        // every 10 ms can miss a spike); the rest from the samples.
+        let (peak_in_use, peak_waiting) = out.peaks;
         let peak = Peak {
-            in_use: views.clone().map(|v| v.pool.in_use).max().unwrap_or(0),
+            in_use: views.clone().map(|v| v.pool.in_use).max().unwrap_or(0).max(peak_in_use),
             endpoint_in_use: views.clone().map(|v| v.endpoint_in_use).max().unwrap_or(0),
             idle: views.clone().map(|v| v.pool.idle).max().unwrap_or(0),
-            waiting: views.clone().map(|v| v.pool.waiting).max().unwrap_or(0),
+            waiting: views.clone().map(|v| v.pool.waiting).max().unwrap_or(0).max(peak_waiting),
             total: views.clone().map(|v| v.pool.total).max().unwrap_or(0),
         };
 
@@ -682,6 +685,7 @@ mod tests {
             counters: kpool::CounterSnapshot::default(),
             connect: kpool::HistogramSnapshot::default(),
             endpoints: Vec::new(),
+            peaks: (0, 0),
             interval: Duration::from_millis(50),
             interrupted: false,
         }
@@ -716,6 +720,17 @@ mod tests {
         assert_eq!(r.sizing.demand_p99, 3, "one spike is not the 99th percentile");
         assert_eq!(r.sizing.suggested_max_size, 3);
         assert!(!r.sizing.saturated);
+    }
+
+    #[test]
+    fn the_pools_own_peaks_win_over_samples_that_missed_a_spike() {
+        let config = Config::default();
+        let mut out = outcome(|_| 3, 100);
+        out.peaks = (7, 4); // a spike between two samples
+        let r = Report::new(&info(&config), &out);
+        assert_eq!((r.peak.in_use, r.peak.waiting), (7, 4));
+        out.peaks = (2, 0); // never below what a sample saw
+        assert_eq!(Report::new(&info(&config), &out).peak.in_use, 3);
     }
 
     #[test]

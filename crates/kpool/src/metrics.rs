@@ -447,6 +447,11 @@ impl Stats {
 pub struct Metrics {
     /// Gauges: total, idle, in use, creating, waiting, max, min.
     pub status: Status,
+    /// The most connections in use at one time since the pool was built or
+    /// its metrics were reset (`status.in_use` is the value now).
+    pub peak_in_use: usize,
+    /// The most callers waiting at one time, likewise.
+    pub peak_waiting: usize,
     /// Counters.
     pub counters: CounterSnapshot,
     /// Time from asking for a connection to getting it.
@@ -514,22 +519,31 @@ pub(crate) fn label<K: fmt::Debug>(k: &K) -> String {
 pub(crate) struct EndpointReading {
     pub(crate) label: String,
     pub(crate) status: Status,
+    pub(crate) peaks: crate::core::Peaks,
     pub(crate) counters: CounterSnapshot,
     pub(crate) hist: Option<[HistogramSnapshot; 3]>,
 }
 
 pub(crate) fn snapshot(
     pool_status: Status,
+    peaks: crate::core::Peaks,
     closed: bool,
     eps: Vec<EndpointReading>,
     pool_hist: &Histograms,
 ) -> MetricsSnapshot {
-    let mut pool = Metrics { status: pool_status, ..Metrics::default() };
+    let mut pool =
+        Metrics { status: pool_status, peak_in_use: peaks.in_use, peak_waiting: peaks.waiting, ..Metrics::default() };
     let mut shared = [pool_hist.acquire.snapshot(), pool_hist.usage.snapshot(), pool_hist.creation.snapshot()];
     let mut endpoints = Vec::with_capacity(eps.len());
     for ep in eps {
         pool.counters.add(&ep.counters);
-        let mut m = Metrics { status: ep.status, counters: ep.counters, ..Metrics::default() };
+        let mut m = Metrics {
+            status: ep.status,
+            peak_in_use: ep.peaks.in_use,
+            peak_waiting: ep.peaks.waiting,
+            counters: ep.counters,
+            ..Metrics::default()
+        };
         if let Some([mut a, u, c]) = ep.hist {
             a.add_zeros(ep.counters.acquired.saturating_sub(a.count));
             shared[0].merge(&a);
@@ -569,6 +583,7 @@ impl fmt::Display for MetricsSnapshot {
             s.creating,
             s.waiting
         )?;
+        writeln!(f, "peaks        in use {}, waiting {}", p.peak_in_use, p.peak_waiting)?;
         writeln!(
             f,
             "requests     {} acquired, {} timeouts, {} errors of {} ({:.2}% error rate), utilization {:.1}%",
@@ -678,6 +693,8 @@ const HELP: &[(&str, &str, &str)] = &[
     ("kpool_connections_active", "gauge", "Connections in use."),
     ("kpool_connections_creating", "gauge", "Connections being created."),
     ("kpool_connections_pending", "gauge", "Callers waiting for a connection."),
+    ("kpool_connections_active_peak", "gauge", "Most connections in use at once (since build or reset)."),
+    ("kpool_connections_pending_peak", "gauge", "Most callers waiting at once (since build or reset)."),
     ("kpool_connections_max", "gauge", "Maximum connections."),
     ("kpool_connections_min", "gauge", "Minimum idle connections."),
     ("kpool_connections_requests_total", "counter", "Acquire calls completed."),
@@ -710,6 +727,8 @@ fn collect_series(out: &mut Vec<Series>, _pool: &str, snap: &MetricsSnapshot) {
             ("kpool_connections_active", s.in_use as f64),
             ("kpool_connections_creating", s.creating as f64),
             ("kpool_connections_pending", s.waiting as f64),
+            ("kpool_connections_active_peak", m.peak_in_use as f64),
+            ("kpool_connections_pending_peak", m.peak_waiting as f64),
             ("kpool_connections_max", max),
             ("kpool_connections_min", s.min as f64),
             ("kpool_connections_requests_total", c.requests as f64),

@@ -346,3 +346,32 @@ mod facade {
         drop(held);
     }
 }
+
+/// High-water marks: the most in use and waiting at once, per endpoint and
+/// for the pool, kept after the load is gone and brought down by a reset.
+#[tokio::test(start_paused = true)]
+async fn peaks_record_the_most_in_use_and_waiting_at_once() {
+    let pool = builder().endpoint("a").max_size(2).build().unwrap();
+    let (a1, a2) = (pool.get().await.unwrap(), pool.get().await.unwrap());
+    let b = pool.get_for(&"b").await.unwrap();
+    // Three callers queue at "a"; the timeouts take them out again.
+    let (r1, r2, r3) = tokio::join!(pool.get(), pool.get(), pool.get());
+    assert!(r1.is_err() && r2.is_err() && r3.is_err());
+    drop((a1, a2, b));
+    let m = pool.metrics();
+    assert_eq!((m.pool.status.in_use, m.pool.status.waiting), (0, 0));
+    assert_eq!((m.pool.peak_in_use, m.pool.peak_waiting), (3, 3));
+    let ep = |name: &str| m.endpoints.iter().find(|(l, _)| l == name).unwrap().1.clone();
+    assert_eq!((ep("a").peak_in_use, ep("a").peak_waiting), (2, 3));
+    assert_eq!((ep("b").peak_in_use, ep("b").peak_waiting), (1, 0));
+    assert!(m.to_string().contains("peaks        in use 3, waiting 3"), "{m}");
+    let text = m.to_prometheus("db");
+    assert!(text.contains("kpool_connections_active_peak{pool=\"db\"} 3"), "{text}");
+    assert!(text.contains("kpool_connections_pending_peak{pool=\"db\",endpoint=\"a\"} 3"), "{text}");
+    let held = pool.get().await.unwrap();
+    pool.reset_metrics();
+    let m = pool.metrics();
+    assert_eq!((m.pool.peak_in_use, m.pool.peak_waiting), (1, 0), "a reset starts from the values now");
+    drop(held);
+    pool.assert_invariants();
+}

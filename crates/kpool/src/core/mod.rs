@@ -230,6 +230,17 @@ struct Endpoint<K, C> {
     /// No idle connection is due before this (a lower bound, refreshed when
     /// collection runs): a release checks one `Instant` instead of scanning.
     next_due: Option<Instant>,
+    /// The highest `in_use` and waiter count since the pool was built or
+    /// its metrics were reset.
+    peaks: Peaks,
+}
+
+/// High-water marks: the most connections in use and the most callers
+/// waiting at any one time, since the pool was built or its metrics reset.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Peaks {
+    pub(crate) in_use: usize,
+    pub(crate) waiting: usize,
 }
 
 impl<K, C> Endpoint<K, C> {
@@ -264,6 +275,10 @@ struct State<K, C> {
     /// Σ idle over endpoints (lets eviction skip its scan when zero).
     idle: usize,
     global_waiters: VecDeque<Arc<Waiter<K, C>>>,
+    /// Σ in use and Σ waiting over endpoints, and their high-water marks.
+    in_use: usize,
+    waiting: usize,
+    peaks: Peaks,
     closed: bool,
     close_watchers: Vec<Wake>,
     /// Earliest deadline the background collector sleeps until.
@@ -331,6 +346,9 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
                 total: 0,
                 idle: 0,
                 global_waiters: VecDeque::new(),
+                in_use: 0,
+                waiting: 0,
+                peaks: Peaks::default(),
                 closed: false,
                 close_watchers: Vec::new(),
                 collector_at: None,
@@ -416,6 +434,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         }
         let mut next: Option<Instant> = None;
         let mut woken = Vec::new();
+        let mut left_queue = 0;
         for ep in st.eps.iter_mut().filter(|ep| !ep.waiters.is_empty()) {
             let mut status = None;
             let due = |w: &Arc<Waiter<K, C>>| w.deadline.is_some_and(|d| d <= now);
@@ -431,9 +450,12 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
                 }
             }
             if status.is_some() {
+                let before = ep.waiters.len();
                 ep.waiters.retain(|w| !due(w));
+                left_queue += before - ep.waiters.len();
             }
         }
+        st.waiting -= left_queue;
         if !woken.is_empty() {
             woken.into_iter().for_each(|w| st.defer(w));
             // Every global waiter is in its endpoint's queue too.
@@ -474,8 +496,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
             WaitState::Waiting => st.unqueue(waiter),
             WaitState::Finished | WaitState::Granted(Grant::Closed | Grant::TimedOut(_)) => {}
             WaitState::Granted(Grant::Conn(conn)) => {
-                let idx = conn.ep.index;
-                st.eps[idx].in_use -= 1;
+                st.checked_in(conn.ep.index);
                 st.put_back(conn, &self.config, now, out);
             }
             WaitState::Granted(Grant::Create) => {
@@ -500,7 +521,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
             st.after_change();
             return Err(raw);
         }
-        st.eps[idx].in_use += 1;
+        st.checked_out(idx);
         let info = st.eps[idx].info.clone();
         st.next_id += 1;
         let expires =
@@ -532,7 +553,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     /// A checked-out connection comes back. `broken` disposes it.
     pub(crate) fn release(&self, conn: Conn<K, C>, broken: bool, now: Instant, out: &mut Vec<Doomed<K, C>>) {
         let mut st = self.lock();
-        st.eps[conn.ep.index].in_use -= 1;
+        st.checked_in(conn.ep.index);
         if broken {
             st.doom(conn, DisposeReason::Broken, &self.config, out);
         } else {
@@ -544,7 +565,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     /// A checked-out connection leaves the pool for a reason (dead on check).
     pub(crate) fn discard(&self, conn: Conn<K, C>, reason: DisposeReason, out: &mut Vec<Doomed<K, C>>) {
         let mut st = self.lock();
-        st.eps[conn.ep.index].in_use -= 1;
+        st.checked_in(conn.ep.index);
         st.doom(conn, reason, &self.config, out);
         st.after_change();
     }
@@ -554,7 +575,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     pub(crate) fn detach(&self, conn: Conn<K, C>, out: &mut Vec<Doomed<K, C>>) -> C {
         let mut st = self.lock();
         let idx = conn.ep.index;
-        st.eps[idx].in_use -= 1;
+        st.checked_in(idx);
         st.total -= 1;
         bump(&conn.ep.stats.counters.detached);
         st.room_freed(idx, &self.config, out);
@@ -586,6 +607,7 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
             }
         }
         woken.into_iter().for_each(|w| st.defer(w));
+        st.waiting = 0;
         let (collector, timer) = (st.collector_wake.take(), st.timer_wake.take());
         st.defer(collector);
         st.defer(timer);
@@ -724,23 +746,37 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
         K: std::fmt::Debug,
     {
         let status = self.status();
-        let infos: Vec<_> = self.lock().eps.iter().map(|e| e.info.clone()).collect();
+        let (infos, peaks) = {
+            let st = self.lock();
+            let infos: Vec<_> = st.eps.iter().map(|e| (e.info.clone(), e.peaks)).collect();
+            (infos, st.peaks)
+        };
         let readings = infos
             .iter()
             .zip(&status.endpoints)
-            .map(|(info, (_, st))| metrics::EndpointReading {
+            .map(|((info, peaks), (_, st))| metrics::EndpointReading {
                 label: metrics::label(&info.key),
                 status: *st,
+                peaks: *peaks,
                 counters: info.stats.counters.snapshot(),
                 hist: info.stats.own_hist.then(|| metrics::read_hist(&info.stats.hist)),
             })
             .collect();
-        metrics::snapshot(status.pool, status.closed, readings, &self.hist)
+        metrics::snapshot(status.pool, peaks, status.closed, readings, &self.hist)
     }
 
-    /// Zeroes counters and histograms (gauges are live values).
+    /// Zeroes counters and histograms (gauges are live values) and brings
+    /// the high-water marks down to the current values.
     pub(crate) fn reset_metrics(&self) {
-        for info in self.lock().eps.iter().map(|e| e.info.clone()) {
+        let infos: Vec<_> = {
+            let mut st = self.lock();
+            st.peaks = Peaks { in_use: st.in_use, waiting: st.waiting };
+            for ep in &mut st.eps {
+                ep.peaks = Peaks { in_use: ep.in_use, waiting: ep.waiters.len() };
+            }
+            st.eps.iter().map(|e| e.info.clone()).collect()
+        };
+        for info in infos {
             info.stats.reset();
         }
         self.hist.reset();
@@ -755,16 +791,20 @@ impl<K: Eq + Hash + Clone, C> Core<K, C> {
     pub(crate) fn debug_check(&self) {
         let st = self.lock();
         let cfg = &self.config;
-        let mut total = 0;
-        let mut idle = 0;
+        let (mut total, mut idle, mut in_use, mut waiting) = (0, 0, 0, 0);
         for ep in &st.eps {
             assert!(ep.live() <= cfg.endpoint_limit(), "endpoint over its limit");
             assert!(ep.waiters.is_empty() || ep.idle() == 0, "waiters while idle connections exist");
+            assert!(ep.peaks.in_use >= ep.in_use && ep.peaks.waiting >= ep.waiters.len(), "endpoint peak below now");
             total += ep.live();
             idle += ep.idle();
+            in_use += ep.in_use;
+            waiting += ep.waiters.len();
         }
         assert_eq!(total, st.total, "total out of step");
         assert_eq!(idle, st.idle, "idle out of step");
+        assert_eq!((in_use, waiting), (st.in_use, st.waiting), "in use or waiting out of step");
+        assert!(st.peaks.in_use >= st.in_use && st.peaks.waiting >= st.waiting, "pool peak below now");
         assert!(st.total <= cfg.total_max_size.unwrap_or(usize::MAX), "pool over total_max_size");
     }
 }
@@ -784,6 +824,7 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
             creating: 0,
             waiters: VecDeque::new(),
             next_due: None,
+            peaks: Peaks::default(),
         });
         self.index.insert(key.clone(), index);
         index
@@ -819,7 +860,7 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
                     out.push((conn, reason));
                     continue;
                 }
-                ep.in_use += 1;
+                self.checked_out(idx);
                 return Step::Ready(conn);
             }
             if ep.live() < limit {
@@ -841,6 +882,10 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
             slot: Mutex::new(Slot { state: WaitState::Waiting, wake: Wake::None, in_global: global }),
         });
         self.eps[idx].waiters.push_back(waiter.clone());
+        self.waiting += 1;
+        let ep = &mut self.eps[idx];
+        ep.peaks.waiting = ep.peaks.waiting.max(ep.waiters.len());
+        self.peaks.waiting = self.peaks.waiting.max(self.waiting);
         if global {
             self.global_waiters.push_back(waiter.clone());
         }
@@ -855,7 +900,10 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
     }
 
     fn unqueue(&mut self, waiter: &Arc<Waiter<K, C>>) {
-        self.eps[waiter.ep].waiters.retain(|w| !Arc::ptr_eq(w, waiter));
+        let queue = &mut self.eps[waiter.ep].waiters;
+        let before = queue.len();
+        queue.retain(|w| !Arc::ptr_eq(w, waiter));
+        self.waiting -= before - queue.len();
         if waiter.in_global() {
             self.global_waiters.retain(|w| !Arc::ptr_eq(w, waiter));
         }
@@ -874,6 +922,7 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
     /// Pops the oldest waiter of an endpoint (out of both queues).
     fn pop_waiter(&mut self, idx: usize) -> Option<Arc<Waiter<K, C>>> {
         let w = self.eps[idx].waiters.pop_front()?;
+        self.waiting -= 1;
         // Without global waiters (always, without `total_max_size`) there is
         // nothing to unlink: skip locking the waiter's slot to ask.
         if !self.global_waiters.is_empty() && w.in_global() {
@@ -894,7 +943,7 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
         conn.returned = now;
         let idx = conn.ep.index;
         if let Some(w) = self.pop_waiter(idx) {
-            self.eps[idx].in_use += 1;
+            self.checked_out(idx);
             let wake = w.grant(Grant::Conn(conn));
             self.defer(wake);
             return;
@@ -1073,6 +1122,21 @@ impl<K: Eq + Hash + Clone, C> State<K, C> {
     }
 
     /// Wakes `close_with_timeout` callers once nothing is outstanding.
+    /// A connection of endpoint `idx` is now in use.
+    fn checked_out(&mut self, idx: usize) {
+        let ep = &mut self.eps[idx];
+        ep.in_use += 1;
+        ep.peaks.in_use = ep.peaks.in_use.max(ep.in_use);
+        self.in_use += 1;
+        self.peaks.in_use = self.peaks.in_use.max(self.in_use);
+    }
+
+    /// A connection of endpoint `idx` is no longer in use.
+    fn checked_in(&mut self, idx: usize) {
+        self.eps[idx].in_use -= 1;
+        self.in_use -= 1;
+    }
+
     /// Queues a wake-up to run once the lock is released (see [`Locked`]).
     fn defer(&mut self, wake: Wake) {
         match (&self.wake_first, wake) {
