@@ -89,7 +89,8 @@
 //! On by default and lock-free to record: per-endpoint counters (requests,
 //! acquired, timeouts, errors, created, disposed by [`DisposeReason`], ...),
 //! histograms of acquire wait, usage and creation time, gauges from
-//! [`Pool::status`]. Read them with [`Pool::metrics`]: the snapshot prints a
+//! [`Pool::status`] and their high-water marks ([`Metrics::peak_in_use`],
+//! [`Metrics::peak_waiting`]). Read them with [`Pool::metrics`]: the snapshot prints a
 //! readable summary (`Display`), exports Prometheus text
 //! ([`MetricsSnapshot::to_prometheus`]) and JSON (feature `serde`). A
 //! [`Registry`] of named pools exports all its pools at once. Leak detection
