@@ -165,7 +165,59 @@ pub(crate) fn backoff(base: Duration, n: u32) -> Duration {
     base.saturating_mul(1u32 << (n.saturating_sub(1)).min(16))
 }
 
+/// The retry policy after a failed `create`, shared by both front-ends:
+/// the error to return, or the backoff before retrying the whole acquire.
+///
+/// A timeout that reached the acquire's deadline (`deadline_hit`), a panic
+/// and a closed pool end the acquire; so does a backend error the manager
+/// calls not transient. Otherwise the failure is counted and remembered
+/// (`last_err`, reported by a later timeout), and past `retry_limit` the
+/// last error is returned. `timeout` builds the create-phase timeout error
+/// around the remembered error.
+pub(crate) fn after_create_failure<E>(
+    e: crate::Error<E>,
+    deadline_hit: bool,
+    is_transient: impl Fn(&E) -> bool,
+    config: &Config,
+    last_err: &mut Option<E>,
+    failures: &mut u32,
+    timeout: impl FnOnce(Option<E>) -> crate::Error<E>,
+) -> Result<Duration, crate::Error<E>> {
+    use crate::{ErrorKind, Phase};
+    if deadline_hit {
+        return Err(timeout(last_err.take()));
+    }
+    if matches!(e.kind(), ErrorKind::Panic(_) | ErrorKind::Closed) || e.backend().is_some_and(|b| !is_transient(b)) {
+        return Err(e);
+    }
+    *failures += 1;
+    let timed_out = e.is_timeout();
+    if let Some(b) = e.into_backend() {
+        *last_err = Some(b);
+    }
+    if *failures > config.retry_limit {
+        return Err(match last_err.take() {
+            Some(b) if !timed_out => crate::Error::backend_error(Phase::Create, b),
+            last => timeout(last),
+        });
+    }
+    Ok(backoff(config.retry_delay, *failures))
+}
+
 /// The default endpoint when none was set: `()` for `()`-keyed managers.
 pub(crate) fn unit_endpoint<K: 'static + Clone>() -> Option<K> {
     (&() as &dyn std::any::Any).downcast_ref::<K>().cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles() {
+        let base = Duration::from_millis(100);
+        assert_eq!(backoff(base, 1), base);
+        assert_eq!(backoff(base, 2), base * 2);
+        assert_eq!(backoff(base, 4), base * 8);
+    }
 }

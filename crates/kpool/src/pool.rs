@@ -23,7 +23,7 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::time::Instant;
 
-use crate::builder::{backoff, config_setters, finish, unit_endpoint};
+use crate::builder::{after_create_failure, config_setters, finish, unit_endpoint};
 use crate::core::{Conn, ConnBody, Core, Doomed, EpInfo, Grant, Step, Waiter, Wake};
 use crate::error::{Error, ErrorKind, Phase, panic_message};
 use crate::leak::{LeakReport, LeakTracker};
@@ -1333,28 +1333,10 @@ async fn create_failed<M: Manager>(
     start: Instant,
 ) -> Result<(), Error<MError<M>>> {
     let deadline_hit = e.is_timeout() && deadline.is_some_and(|d| Instant::now() >= d);
-    if deadline_hit || matches!(e.kind(), ErrorKind::Panic(_) | ErrorKind::Closed) {
-        let mut e = e;
-        if deadline_hit {
-            e = Error::timeout(Phase::Create, last_err.take(), start.elapsed(), inner.status_of(key));
-        }
-        return Err(e);
-    }
-    if e.backend().is_some_and(|b| !inner.manager.is_transient(b)) {
-        return Err(e);
-    }
-    *failures += 1;
-    let timed_out = e.is_timeout();
-    if let Some(b) = e.into_backend() {
-        *last_err = Some(b);
-    }
-    if *failures > inner.core.config.retry_limit {
-        return Err(match last_err.take() {
-            Some(b) if !timed_out => Error::backend_error(Phase::Create, b),
-            last => Error::timeout(Phase::Create, last, start.elapsed(), inner.status_of(key)),
-        });
-    }
-    let wake_at = Instant::now() + backoff(inner.core.config.retry_delay, *failures);
+    let timeout = |last| Error::timeout(Phase::Create, last, start.elapsed(), inner.status_of(key));
+    let transient = |b: &MError<M>| inner.manager.is_transient(b);
+    let delay = after_create_failure(e, deadline_hit, transient, &inner.core.config, last_err, failures, timeout)?;
+    let wake_at = Instant::now() + delay;
     // The backoff timer is boxed: retries are rare, and inline it would grow
     // the acquire's slow-path future for every call.
     if deadline.is_some_and(|d| wake_at >= d) {
@@ -1789,18 +1771,5 @@ async fn collector<M: Manager>(weak: std::sync::Weak<Inner<M>>) {
             .map_or_else(|| Instant::now() + Duration::from_secs(60), Instant::from_std)
             .min(Instant::now() + Duration::from_secs(60));
         let _ = tokio::time::timeout_at(until, woken).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles() {
-        let base = Duration::from_millis(100);
-        assert_eq!(backoff(base, 1), base);
-        assert_eq!(backoff(base, 2), base * 2);
-        assert_eq!(backoff(base, 4), base * 8);
     }
 }

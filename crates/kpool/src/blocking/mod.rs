@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 /// Times a waiting thread yields and looks for a hand-off before it parks.
 const SPINS: usize = 16;
 
-use crate::builder::{backoff, config_setters, finish, unit_endpoint};
+use crate::builder::{after_create_failure, config_setters, finish, unit_endpoint};
 use crate::core::{Conn, ConnBody, Core, Doomed, Grant, Step, Wake};
 use crate::error::{Error, ErrorKind, Phase, panic_message};
 use crate::leak::LeakTracker;
@@ -753,27 +753,11 @@ impl<M: Manager> Inner<M> {
             Ok(conn) => Ok(Some(conn)),
             Err(e) => {
                 let deadline_hit = e.is_timeout() && deadline.is_some_and(|d| Instant::now() >= d);
-                if deadline_hit {
-                    return Err(Error::timeout(Phase::Create, last_err.take(), start.elapsed(), self.status_of(key)));
-                }
-                if matches!(e.kind(), ErrorKind::Panic(_) | ErrorKind::Closed) {
-                    return Err(e);
-                }
-                if e.backend().is_some_and(|b| !self.manager.is_transient(b)) {
-                    return Err(e);
-                }
-                *failures += 1;
-                let timed_out = e.is_timeout();
-                if let Some(b) = e.into_backend() {
-                    *last_err = Some(b);
-                }
-                if *failures > self.core.config.retry_limit {
-                    return Err(match last_err.take() {
-                        Some(b) if !timed_out => Error::backend_error(Phase::Create, b),
-                        last => Error::timeout(Phase::Create, last, start.elapsed(), self.status_of(key)),
-                    });
-                }
-                let wake_at = Instant::now() + backoff(self.core.config.retry_delay, *failures);
+                let timeout = |last| Error::timeout(Phase::Create, last, start.elapsed(), self.status_of(key));
+                let transient = |b: &MError<M>| self.manager.is_transient(b);
+                let config = &self.core.config;
+                let delay = after_create_failure(e, deadline_hit, transient, config, last_err, failures, timeout)?;
+                let wake_at = Instant::now() + delay;
                 if let Some(d) = deadline.filter(|d| wake_at >= *d) {
                     std::thread::sleep(d.saturating_duration_since(Instant::now()));
                     return Err(Error::timeout(Phase::Create, last_err.take(), start.elapsed(), self.status_of(key)));
