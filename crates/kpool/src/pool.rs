@@ -621,7 +621,9 @@ impl<M: Manager> Future for Queued<'_, M> {
             }
             None => {
                 if waiter.has_deadline() {
-                    // The wait timer may have stopped with its runtime.
+                    // The one place a wait starts the wait timer: on its
+                    // first poll, or again if the timer stopped with its
+                    // runtime.
                     self.pool.inner().ensure_wait_timer();
                 }
                 Poll::Pending
@@ -792,12 +794,6 @@ fn take<'a: 'k, 'k, M: Manager>(
     match step {
         Step::Ready(conn) => hand_out(ask, conn, start, waited, cx),
         Step::Create(idx) => create_now(ask, idx, start, cx),
-        Step::Wait(waiter) => {
-            if deadline.is_some() {
-                inner.ensure_wait_timer();
-            }
-            Fast::Slow(ask, SlowFrom::new(Some(Step::Wait(waiter)), start, waited.is_some()))
-        }
         step => Fast::Slow(ask, SlowFrom::new(Some(step), start, waited.is_some())),
     }
 }
@@ -1149,9 +1145,6 @@ async fn acquire_inner<'a, M: Manager>(
                 }
             }
             Step::Wait(waiter) => {
-                if deadline.is_some() {
-                    inner.ensure_wait_timer();
-                }
                 let grant = Queued { pool: PoolRef::Borrowed(inner), waiter: Some(waiter) }.await;
                 now = Instant::now();
                 match grant {
@@ -1589,8 +1582,8 @@ impl<M: Manager> Inner<M> {
         }
     }
 
-    /// Starts the wait timer task unless it runs: the first wait with a
-    /// deadline starts it, on the caller's runtime.
+    /// Starts the wait timer task unless it runs, on the caller's runtime
+    /// (called by a pending [`Queued`] with a deadline).
     #[inline]
     fn ensure_wait_timer(self: &Arc<Self>) {
         if !self.timer_running.load(Ordering::Relaxed) && !self.timer_running.swap(true, Ordering::AcqRel) {
