@@ -373,6 +373,22 @@ struct Plan {
 }
 
 impl Plan {
+    /// Starts a run: the progress bar, the clock, the shared state and the
+    /// sampler reading the pool through `status` and `counters`.
+    fn begin(
+        &self,
+        mode: Mode,
+        status: impl Fn() -> View + Send + 'static,
+        counters: impl Fn() -> CounterSnapshot + Send + 'static,
+    ) -> Result<(ProgressBar, Instant, Arc<Shared>, Sampler), Fail> {
+        let progress = progress_bar(self.duration, self.quiet);
+        let start = Instant::now();
+        let shared = self.shared(start, mode)?;
+        let sampler =
+            Sampler::start(shared.clone(), start, self.duration, self.interval, progress.clone(), status, counters);
+        Ok((progress, start, shared, sampler))
+    }
+
     fn shared(&self, start: Instant, mode: Mode) -> Result<Arc<Shared>, Fail> {
         let delays = if mode == Mode::Async && !self.hold.is_zero() {
             Some(crate::timer::Delays::start().map_err(|e| Fail::Run(format!("cannot start the timer thread: {e}")))?)
@@ -629,21 +645,9 @@ async fn run_async<M: Workload>(
         }
     }
 
-    let progress = progress_bar(plan.duration, plan.quiet);
-    let start = Instant::now();
-    let shared = plan.shared(start, Mode::Async)?;
-    let sampler = {
-        let (p1, p2) = (pool.clone(), pool.clone());
-        Sampler::start(
-            shared.clone(),
-            start,
-            plan.duration,
-            plan.interval,
-            progress.clone(),
-            move || view(p1.status()),
-            move || p2.counters(),
-        )
-    };
+    let (p1, p2) = (pool.clone(), pool.clone());
+    let (progress, start, shared, sampler) =
+        plan.begin(Mode::Async, move || view(p1.status()), move || p2.counters())?;
     let mut workers = tokio::task::JoinSet::new();
     for id in 0..plan.tasks as usize {
         let (pool, keys, shared) = (pool.clone(), keys.clone(), shared.clone());
@@ -722,21 +726,9 @@ fn run_blocking<M: BlockingWorkload>(
         }
     }
 
-    let progress = progress_bar(plan.duration, plan.quiet);
-    let start = Instant::now();
-    let shared = plan.shared(start, Mode::Blocking)?;
-    let sampler = {
-        let (p1, p2) = (pool.clone(), pool.clone());
-        Sampler::start(
-            shared.clone(),
-            start,
-            plan.duration,
-            plan.interval,
-            progress.clone(),
-            move || view(p1.status()),
-            move || p2.counters(),
-        )
-    };
+    let (p1, p2) = (pool.clone(), pool.clone());
+    let (progress, start, shared, sampler) =
+        plan.begin(Mode::Blocking, move || view(p1.status()), move || p2.counters())?;
     let mut threads = Vec::with_capacity(plan.tasks as usize);
     for id in 0..plan.tasks as usize {
         let (pool, keys, shared) = (pool.clone(), keys.clone(), shared.clone());
